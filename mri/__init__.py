@@ -1,0 +1,1 @@
+"""MRI: Music Recommendation by Image."""

@@ -1,0 +1,1 @@
+"""Readers, generated data, features, tags, pairs and DataModules (plain Python except the DataModules)."""

@@ -1,0 +1,1 @@
+"""Generated data in the real Melon and Flickr8k formats."""

@@ -1,0 +1,1 @@
+"""Backbone registry, plain nn.Modules and LightningModules."""

@@ -1,0 +1,1 @@
+"""Helpers for the entry points: instantiation, logging, run folders."""
