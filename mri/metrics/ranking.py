@@ -1,0 +1,172 @@
+"""Per-query ranking metrics for tag -> song retrieval with graded relevance.
+
+preds and target are (T, N): T query tags scored over the N songs of a split; target is the true
+graded relevance in [0, 1]. Every metric is computed per query, then averaged with NaNs skipped.
+
+- nDCG (Jarvelin & Kekalainen, 2002) with linear gain and tie-averaged DCG (McSherry & Najork,
+  2008), the same as sklearn.metrics.ndcg_score with ignore_ties=False.
+- Kendall tau-b with ties, the same as scipy.stats.kendalltau; discordant pairs are counted by a
+  batched bottom-up merge sort (Knight, 1966), O(N log^2 N) per query.
+"""
+
+import torch
+from torch import Tensor
+from torchmetrics import Metric
+from torchmetrics.utilities import dim_zero_cat
+
+
+def _tie_groups(sorted_rows: Tensor) -> Tensor:
+    """Id 0, 1, ... of the run of equal values each position of a sorted row belongs to."""
+    new = torch.ones_like(sorted_rows, dtype=torch.bool)  # (T, N)
+    new[:, 1:] = sorted_rows[:, 1:] != sorted_rows[:, :-1]
+    return new.cumsum(1) - 1  # (T, N)
+
+
+def _tied_pairs(sorted_rows: Tensor) -> Tensor:
+    """Number of pairs with equal values in each sorted row."""
+    pos = torch.arange(sorted_rows.shape[1], device=sorted_rows.device).expand_as(sorted_rows)
+    new = torch.ones_like(sorted_rows, dtype=torch.bool)  # (T, N)
+    new[:, 1:] = sorted_rows[:, 1:] != sorted_rows[:, :-1]
+    start = torch.where(new, pos, 0).cummax(1).values  # (T, N) first position of each run
+    return (pos - start).sum(1)  # (T,) every element pairs with the equal ones before it
+
+
+def _dense_rank(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Dense ranks 0..N-1 of each row (equal values share a rank) and its number of tied pairs."""
+    sorted_x, order = x.sort(1)  # (T, N)
+    rank = torch.empty_like(order).scatter_(1, order, _tie_groups(sorted_x))  # (T, N)
+    return rank, _tied_pairs(sorted_x)
+
+
+def _count_inversions(y: Tensor) -> Tensor:
+    """Pairs i < j with y[i] > y[j] in each row of an int tensor with values < N."""
+    t, n = y.shape
+    size = 1 << max(n - 1, 0).bit_length()  # next power of two
+    y = torch.cat([y, y.new_full((t, size - n), n)], 1)  # (T, S) padding is larger than any value
+    count = torch.zeros(t, dtype=torch.long, device=y.device)
+    width = 1
+    while width < size:
+        halves = y.view(t, -1, 2, width)  # (T, S/2w, 2, w), each half sorted
+        left, right = halves[:, :, 0].contiguous(), halves[:, :, 1].contiguous()
+        count += (width - torch.searchsorted(left, right, right=True)).sum((1, 2))
+        y = halves.view(t, -1, 2 * width).sort(-1).values.view(t, size)  # merge
+        width *= 2
+    return count  # (T,)
+
+
+def ndcg(preds: Tensor, target: Tensor, k: int | None = None) -> Tensor:
+    """nDCG@k per query (T,); tied predictions share their mean gain; NaN if target is all zero."""
+    preds, target = preds.double(), target.double()
+    n = preds.shape[1]
+    rank = torch.arange(n, device=preds.device, dtype=torch.double)
+    discount = 1.0 / torch.log2(rank + 2)  # (N,)
+    if k is not None:
+        discount[k:] = 0.0
+    sorted_preds, order = preds.sort(1, descending=True)  # (T, N)
+    gain = target.gather(1, order)  # (T, N) relevance in predicted order
+    group = _tie_groups(sorted_preds)  # (T, N)
+    group_gain = torch.zeros_like(gain).scatter_add_(1, group, gain)
+    group_size = torch.zeros_like(gain).scatter_add_(1, group, torch.ones_like(gain))
+    mean_gain = (group_gain / group_size.clamp_min(1)).gather(1, group)  # (T, N)
+    dcg = (mean_gain * discount).sum(1)  # (T,)
+    ideal = (target.sort(1, descending=True).values * discount).sum(1)  # (T,)
+    return torch.where(ideal > 0, dcg / ideal, torch.nan)
+
+
+def kendall_tau_b(preds: Tensor, target: Tensor) -> Tensor:
+    """Kendall tau-b per query (T,) as scipy.stats.kendalltau; NaN where a row is constant."""
+    n = preds.shape[1]
+    rank_x, x_ties = _dense_rank(preds)  # (T, N), (T,)
+    rank_y, y_ties = _dense_rank(target)
+    joint, order = (rank_x * n + rank_y).sort(1)  # (T, N) lexicographic order of (x, y)
+    joint_ties = _tied_pairs(joint)
+    discordant = _count_inversions(rank_y.gather(1, order))  # equal x are sorted by y: no inversion
+    total = n * (n - 1) // 2
+    con_minus_dis = (total - x_ties - y_ties + joint_ties - 2 * discordant).double()
+    denom = ((total - x_ties).double() * (total - y_ties).double()).sqrt()
+    return torch.where(denom > 0, con_minus_dis / denom, torch.nan)
+
+
+def mse(preds: Tensor, target: Tensor) -> Tensor:
+    """Mean squared error over all (query, song) pairs."""
+    return (preds.double() - target.double()).square().mean()
+
+
+def rank_metrics(preds: Tensor, target: Tensor, k: int = 10) -> dict[str, float]:
+    """mse, ndcg@k, full-list ndcg and kendall_tau, per-query values averaged skipping NaNs."""
+    return {
+        "mse": mse(preds, target).item(),
+        f"ndcg@{k}": ndcg(preds, target, k).nanmean().item(),
+        "ndcg": ndcg(preds, target).nanmean().item(),
+        "kendall_tau": kendall_tau_b(preds, target).nanmean().item(),
+    }
+
+
+def random_ranking(
+    target: Tensor, seed: int = 0, repeats: int = 5, k: int = 10
+) -> dict[str, float]:
+    """rank_metrics of uniform random scores, averaged over `repeats` draws.
+
+    Random scores have no scale, so "mse" is instead that of the best constant prediction, the
+    target's mean (i.e. the target's variance): the bar any regression of relevance must clear.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    draws = [
+        rank_metrics(torch.rand(target.shape, generator=gen).to(target.device), target, k)  # (T, N)
+        for _ in range(repeats)
+    ]
+    out = {name: sum(d[name] for d in draws) / repeats for name in draws[0]}
+    out["mse"] = mse(target.double().mean().expand_as(target), target).item()
+    return out
+
+
+def popularity_ranking(target: Tensor, popularity: Tensor, k: int = 10) -> dict[str, float]:
+    """rank_metrics when every query ranks songs by one popularity vector (N,).
+
+    "mse" uses popularity min-max scaled to [0, 1] as the predicted relevance.
+    """
+    pop = popularity.double().to(target.device)  # (N,)
+    pop = (pop - pop.min()) / (pop.max() - pop.min()).clamp_min(1e-12)
+    return rank_metrics(pop.expand_as(target), target, k)  # (T, N) same scores for every query
+
+
+class TagRankingMetrics(Metric):
+    """Accumulates (T, B) score and relevance columns over an epoch; computes rank_metrics.
+
+    Columns are keyed by song index, so shuffled batches and the samples a DistributedSampler
+    repeats to pad the last batch are put back in order and counted once.
+    """
+
+    is_differentiable = False
+    higher_is_better = None  # mse lower, the ranking metrics higher
+    full_state_update = False
+
+    def __init__(self, k: int = 10, **kwargs):
+        super().__init__(**kwargs)
+        self.k = k
+        self.add_state("preds", default=[], dist_reduce_fx="cat")  # [(B, T)]: songs first for cat
+        self.add_state("target", default=[], dist_reduce_fx="cat")
+        self.add_state("song_index", default=[], dist_reduce_fx="cat")  # [(B,)]
+
+    def update(self, preds: Tensor, target: Tensor, song_index: Tensor) -> None:
+        """preds, target: (T, B); song_index: (B,) index of each column's song in the split."""
+        self.preds.append(preds.detach().T)
+        self.target.append(target.detach().T)
+        self.song_index.append(song_index.detach().long())
+
+    def _assemble(self) -> tuple[Tensor, Tensor, Tensor]:
+        index = dim_zero_cat(self.song_index).long()  # (M,) with repeats
+        order = index.argsort(stable=True)
+        first = torch.ones_like(order, dtype=torch.bool)
+        first[1:] = index[order[1:]] != index[order[:-1]]
+        keep = order[first]  # (N,) first column of each song, by song index
+        return dim_zero_cat(self.preds)[keep].T, dim_zero_cat(self.target)[keep].T, index[keep]
+
+    def assembled(self) -> tuple[Tensor, Tensor, Tensor]:
+        """(preds (T, N), target (T, N), song_index (N,)) gathered over processes, deduplicated."""
+        with self.sync_context(should_sync=self._to_sync and not self._is_synced):
+            return self._assemble()
+
+    def compute(self) -> dict[str, Tensor]:
+        preds, target, _ = self._assemble()
+        return {name: torch.tensor(v) for name, v in rank_metrics(preds, target, self.k).items()}
