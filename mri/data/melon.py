@@ -1,0 +1,246 @@
+"""Readers of the Melon Playlist Dataset as distributed (Ferraro et al., ICASSP 2021).
+
+Layout of a root: song_meta.json, train.json, val.json, test.json, genre_gn_all.json and
+arena_mel/{song_id // 1000}/{song_id}.npy. The readers take the files exactly as released, quirks
+included (null album names, issue dates with 00 month/day, undeclared genre codes, masked val/test
+playlists, missing, broken or odd-length mels); see docs/data-formats.md.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+N_MELS = 48  # mel bands
+N_FRAMES = 1876  # frames of 0:20-0:50 at 62.5 frames/s
+SPLITS = ("train", "val", "test")
+MEL_DIR = "arena_mel"
+REQUIRED_FILES = ("song_meta.json", "train.json")
+
+
+class DataRootError(FileNotFoundError):
+    """A Melon root that is missing, empty or lacks the files every reader needs."""
+
+    def __init__(self, root: Path, problem: str):
+        super().__init__(
+            f"Melon root {root} {problem}. Run `python train.py` with data=tag_mel (generated data) "
+            "or obtain the Melon Playlist Dataset from MTG/melon-playlist-dataset and pass data.root=..."
+        )
+        self.root = root
+
+
+def check_root(root: str | os.PathLike) -> Path:
+    """Return `root` as a Path, or raise DataRootError saying what is wrong with it."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataRootError(root, "does not exist")
+    if not any(root.iterdir()):
+        raise DataRootError(root, "is empty")
+    missing = [name for name in REQUIRED_FILES if not (root / name).is_file()]
+    if missing:
+        raise DataRootError(root, f"lacks {', '.join(missing)}")
+    return root
+
+
+def _read_json(path: Path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+@dataclass(frozen=True)
+class Song:
+    """One record of song_meta.json."""
+
+    id: int
+    name: str
+    artists: tuple[str, ...]
+    album: str | None  # null for a few songs
+    album_id: int | None
+    genres: tuple[str, ...]  # major codes GNxx00, may hold undeclared ones such as GN9000
+    detail_genres: tuple[str, ...]  # detail codes GNxxyy
+    issue_date: int  # yyyymmdd as in the file; month and day may be 00 (19860000); 0 if absent
+
+    @property
+    def date(self) -> datetime.date | None:
+        """Issue date, month or day 00 read as 1; None when the int is not a date."""
+        year, month, day = self.issue_date // 10000, self.issue_date // 100 % 100, self.issue_date % 100
+        try:
+            return datetime.date(year, month or 1, day or 1)
+        except ValueError:  # year 0, month 13, Feb 30, ...
+            return None
+
+    @classmethod
+    def from_record(cls, r: dict) -> Song:
+        return cls(
+            id=int(r["id"]),
+            name=r.get("song_name") or "",
+            artists=tuple(r.get("artist_name_basket") or ()),
+            album=r.get("album_name"),
+            album_id=r.get("album_id"),
+            genres=tuple(r.get("song_gn_gnr_basket") or ()),
+            detail_genres=tuple(r.get("song_gn_dtl_gnr_basket") or ()),
+            issue_date=int(r.get("issue_date") or 0),
+        )
+
+
+def read_songs(root: str | os.PathLike) -> list[Song]:
+    """All songs of song_meta.json, in file order (ids 0..n-1 in the release)."""
+    return [Song.from_record(r) for r in _read_json(check_root(root) / "song_meta.json")]
+
+
+@dataclass(frozen=True)
+class Playlist:
+    """One record of train/val/test.json; val and test records have some fields emptied."""
+
+    id: int
+    title: str
+    tags: tuple[str, ...]  # raw free text: case, spacing and spelling variants kept
+    songs: tuple[int, ...]
+    like_cnt: int
+    updt_date: str  # "2013-12-19 18:36:19.000"
+
+    @classmethod
+    def from_record(cls, r: dict) -> Playlist:
+        return cls(
+            id=int(r["id"]),
+            title=r.get("plylst_title") or "",
+            tags=tuple(r.get("tags") or ()),
+            songs=tuple(int(s) for s in r.get("songs") or ()),
+            like_cnt=int(r.get("like_cnt") or 0),
+            updt_date=r.get("updt_date") or "",
+        )
+
+
+def read_playlists(root: str | os.PathLike, split: str = "train") -> list[Playlist]:
+    """Playlists of one split: "train", "val" or "test"."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
+    path = check_root(root) / f"{split}.json"
+    if not path.is_file():
+        raise DataRootError(path.parent, f"lacks {path.name}")
+    return [Playlist.from_record(r) for r in _read_json(path)]
+
+
+def read_genres(root: str | os.PathLike) -> dict[str, str]:
+    """genre_gn_all.json: genre code -> Korean name (major GNxx00 and detail codes)."""
+    return dict(_read_json(check_root(root) / "genre_gn_all.json"))
+
+
+def genre_name(genres: dict[str, str], code: str) -> str:
+    """Name of a genre code, or "GN9000 (undeclared)" for a code the genre file lacks."""
+    return genres.get(code, f"{code} (undeclared)")
+
+
+def mel_path(root: str | os.PathLike, song_id: int) -> Path:
+    """root/arena_mel/{song_id // 1000}/{song_id}.npy, as the tar files unpack."""
+    return Path(root) / MEL_DIR / str(song_id // 1000) / f"{song_id}.npy"
+
+
+class BadMel(Exception):
+    """A mel file that cannot be used; `reason` is one of BAD_MEL_REASONS."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason, self.detail = reason, detail
+
+
+BAD_MEL_REASONS = ("missing", "unreadable", "shape", "non_finite", "all_zero")
+
+
+class Mel(NamedTuple):
+    """A loaded mel cropped or padded to the asked length, with its length in the file."""
+
+    data: np.ndarray  # (N_MELS, n_frames) float32 dB
+    frames: int  # frames in the file
+
+    @property
+    def odd_length(self) -> bool:
+        return self.frames != self.data.shape[1]
+
+
+def load_mel(path: str | os.PathLike, n_frames: int = N_FRAMES) -> Mel:
+    """Read one mel .npy of any float dtype; raise BadMel when it cannot be used.
+
+    Length rule: a file with more frames keeps the first `n_frames`; one with fewer is padded at the
+    end with its minimum value (the dB floor).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BadMel("missing", str(path))
+    try:
+        a = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:  # truncated, not .npy, pickled objects
+        raise BadMel("unreadable", f"{type(e).__name__}: {e}") from None
+    if not isinstance(a, np.ndarray) or a.dtype.kind not in "fiu":
+        raise BadMel("unreadable", f"not a numeric array: {getattr(a, 'dtype', type(a).__name__)}")
+    if a.ndim != 2 or a.shape[0] != N_MELS or a.shape[1] == 0:
+        raise BadMel("shape", str(a.shape))
+    a = a.astype(np.float32)  # (N_MELS, T)
+    if not np.isfinite(a).all():
+        raise BadMel("non_finite", f"{np.count_nonzero(~np.isfinite(a))} values")
+    if not a.any():
+        raise BadMel("all_zero")
+    frames = a.shape[1]
+    if frames > n_frames:
+        a = a[:, :n_frames]
+    elif frames < n_frames:
+        a = np.pad(a, ((0, 0), (0, n_frames - frames)), constant_values=a.min())
+    return Mel(np.ascontiguousarray(a), frames)  # (N_MELS, n_frames)
+
+
+MEL_REPORT_REASONS = BAD_MEL_REASONS + ("odd_length",)
+
+
+@dataclass
+class MelReport:
+    """Which mels were skipped (or cropped/padded) and why, mergeable across shards."""
+
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MEL_REPORT_REASONS, 0))
+    entries: list[tuple[int, str, str]] = field(default_factory=list)  # (song_id, reason, detail)
+
+    def add(self, song_id: int, reason: str, detail: str = "") -> None:
+        if reason not in self.counts:
+            raise ValueError(f"unknown reason {reason!r}; known: {', '.join(MEL_REPORT_REASONS)}")
+        self.counts[reason] += 1
+        self.entries.append((int(song_id), reason, detail))
+
+    def merge(self, other: MelReport) -> MelReport:
+        """Add another report's counts and entries to this one; returns self."""
+        for reason, n in other.counts.items():
+            self.counts[reason] += n
+        self.entries.extend(other.entries)
+        return self
+
+    @property
+    def n_skipped(self) -> int:
+        return sum(self.counts[r] for r in BAD_MEL_REASONS)
+
+    def summary(self) -> str:
+        bad = ", ".join(f"{r} {self.counts[r]}" for r in BAD_MEL_REASONS if self.counts[r])
+        return f"mels skipped: {self.n_skipped}" + (f" ({bad})" if bad else "") + (
+            f"; odd length (cropped/padded): {self.counts['odd_length']}"
+        )
+
+    def write(self, path: str | os.PathLike) -> None:
+        """Write the report as JSON, atomically (temp file in the same folder + os.replace)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump({"counts": self.counts, "entries": self.entries}, f, ensure_ascii=False)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> MelReport:
+        d = _read_json(Path(path))
+        return cls({**dict.fromkeys(MEL_REPORT_REASONS, 0), **d["counts"]}, [tuple(e) for e in d["entries"]])

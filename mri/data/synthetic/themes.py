@@ -1,0 +1,135 @@
+"""Themes that link the generated data: a theme owns Melon tags, a kind of photo, genres and a sound.
+
+A beach photo (Flickr side) and summer songs (Melon side) share the theme summer_sea, so image ->
+songs can be scored end to end on generated data.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mri.data.melon import N_MELS
+
+# Centres of the low / mid / high emphasis bumps, as fractions of the mel axis, and their width.
+_BUMP_CENTRES = (0.12, 0.45, 0.8)
+_BUMP_WIDTH = 0.1
+
+
+@dataclass(frozen=True)
+class Sound:
+    """What a theme's songs sound like, in the units of a Melon mel (dB over mel bands, frames)."""
+
+    low: float  # dB emphasis of the bass bands
+    mid: float  # dB emphasis of the middle bands
+    high: float  # dB emphasis of the top bands
+    brightness: float  # dB tilt from the lowest to the highest band
+    tempo: float  # beats per second
+    dynamics: float  # dB depth of the beat
+
+    def profile(self, n_mels: int = N_MELS) -> np.ndarray:
+        """Band-energy offsets in dB, (n_mels,): three emphasis bumps plus a linear tilt."""
+        x = np.linspace(0.0, 1.0, n_mels)  # (n_mels,)
+        bumps = np.exp(-0.5 * ((x[:, None] - np.array(_BUMP_CENTRES)) / _BUMP_WIDTH) ** 2)  # (n_mels, 3)
+        return bumps @ np.array([self.low, self.mid, self.high]) + self.brightness * (x - 0.5)
+
+
+@dataclass(frozen=True)
+class Theme:
+    """A mood shared by photos, playlists and songs."""
+
+    name: str
+    tags: tuple[str, ...]  # real Korean Melon tags
+    scene_words: tuple[str, ...]  # English words that captions of such a photo contain
+    genres: tuple[str, ...]  # Melon major genre codes GNxx00, most typical first
+    sound: Sound
+
+
+THEMES: tuple[Theme, ...] = (
+    Theme(
+        "summer_sea",
+        ("여름", "바다", "시원한", "휴가", "청량", "여름노래", "해변"),
+        ("beach", "sea", "ocean", "sand", "wave", "surf", "summer", "sunny", "swimming", "water"),
+        ("GN0200", "GN0900", "GN2500", "GN1100"),
+        Sound(low=2.0, mid=0.0, high=8.0, brightness=10.0, tempo=2.0, dynamics=7.0),
+    ),
+    Theme(
+        "winter_snow",
+        ("겨울", "눈", "캐롤", "크리스마스", "따뜻한", "연말", "겨울노래"),
+        ("snow", "snowy", "winter", "cold", "ice", "skiing", "sled", "white", "frozen"),
+        ("GN0100", "GN0900", "GN1500", "GN1600"),
+        Sound(low=-2.0, mid=6.0, high=5.0, brightness=-4.0, tempo=1.3, dynamics=4.0),
+    ),
+    Theme(
+        "night_city",
+        ("새벽", "밤", "야경", "도시", "그루브", "몽환", "알앤비"),
+        ("night", "city", "lights", "street", "building", "dark", "neon", "skyline"),
+        ("GN0400", "GN0300", "GN1300", "GN1100"),
+        Sound(low=8.0, mid=-2.0, high=0.0, brightness=-8.0, tempo=1.5, dynamics=6.0),
+    ),
+    Theme(
+        "rainy_day",
+        ("비오는날", "비", "우울", "슬픔", "이별", "센치", "그리움"),
+        ("rain", "rainy", "umbrella", "wet", "puddle", "raincoat", "window", "gray"),
+        ("GN0100", "GN0500", "GN0800", "GN1500"),
+        Sound(low=0.0, mid=4.0, high=-5.0, brightness=-12.0, tempo=1.1, dynamics=3.0),
+    ),
+    Theme(
+        "nature_walk",
+        ("산책", "힐링", "봄", "자연", "숲", "여유", "상쾌한"),
+        ("park", "forest", "trees", "grass", "field", "path", "walking", "flowers", "dog"),
+        ("GN0500", "GN0800", "GN1800", "GN1600"),
+        Sound(low=-4.0, mid=3.0, high=6.0, brightness=4.0, tempo=1.6, dynamics=3.5),
+    ),
+    Theme(
+        "party_dance",
+        ("파티", "신나는", "클럽", "EDM", "댄스", "운동", "흥"),
+        ("party", "concert", "crowd", "stage", "dancing", "music", "people", "festival"),
+        ("GN0200", "GN1100", "GN2500", "GN0300"),
+        Sound(low=9.0, mid=-3.0, high=7.0, brightness=2.0, tempo=2.1, dynamics=11.0),
+    ),
+    Theme(
+        "cafe_rest",
+        ("카페", "휴식", "잔잔한", "커피", "매장음악", "재즈", "브런치"),
+        ("cafe", "coffee", "table", "cup", "restaurant", "sitting", "book", "drink"),
+        ("GN1700", "GN0500", "GN0400", "GN1800"),
+        Sound(low=-3.0, mid=7.0, high=-2.0, brightness=-6.0, tempo=1.2, dynamics=2.5),
+    ),
+    Theme(
+        "drive_travel",
+        ("드라이브", "여행", "설렘", "로드트립", "나들이", "주말"),
+        ("road", "car", "trip", "highway", "driving", "mountain", "travel", "bike"),
+        ("GN0600", "GN1000", "GN0900", "GN0200"),
+        Sound(low=5.0, mid=5.0, high=1.0, brightness=0.0, tempo=1.8, dynamics=7.5),
+    ),
+)
+
+THEME_NAMES = tuple(t.name for t in THEMES)
+
+# Frequent real tags that belong to no theme: they appear across all of them.
+GENERIC_TAGS = (
+    "기분전환", "감성", "사랑", "추억", "회상", "발라드", "힙합", "팝", "인디", "노래추천", "피아노",
+)
+
+# Real-looking free-text noise: tag -> variants users type instead.
+SPELLING_VARIANTS: dict[str, tuple[str, ...]] = {
+    "팝": ("Pop", "pop", "POP"),
+    "캐롤": ("캐럴",),
+    "카페": ("까페",),
+    "EDM": ("edm", "Edm"),
+    "힙합": ("Hiphop", "hiphop"),
+    "크리스마스": ("Christmas", "크리스마스 "),
+    "비오는날": ("비 오는 날", "비오는 날"),
+    "드라이브": ("드라이브 ", "drive"),
+    "알앤비": ("R&B", "RnB"),
+    "재즈": ("Jazz", "jazz"),
+    "신나는": (" 신나는",),
+}
+
+
+def get_theme(name: str) -> Theme:
+    """The theme called `name`; an unknown name lists the known ones."""
+    for theme in THEMES:
+        if theme.name == name:
+            return theme
+    raise KeyError(f"unknown theme {name!r}; known: {', '.join(THEME_NAMES)}")
