@@ -1,0 +1,146 @@
+"""Safe image reading: any common file -> an RGB PIL image, or BadImage saying why not.
+
+Independent of any dataset: the captioner's data, the recommender and the web page all read photos
+through `load_image`. Modes are converted with care (alpha on white, 16-bit scaled, EXIF rotation
+applied) and decompression bombs are refused from the header, before any pixel is decoded.
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+DEFAULT_MAX_PIXELS = 50_000_000  # 50 MP: larger than any camera photo people caption
+BAD_IMAGE_REASONS = ("missing", "empty", "not_image", "corrupt", "too_large")
+WHITE = (255, 255, 255)
+
+
+class BadImage(Exception):
+    """An image file that cannot be used; `reason` is one of BAD_IMAGE_REASONS."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason, self.detail = reason, detail
+
+
+def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Read an image file as RGB, upright as its EXIF orientation says; raise BadImage when it cannot be used.
+
+    max_pixels: images with more pixels are refused (too_large) from their header; PIL's own limit
+    (Image.MAX_IMAGE_PIXELS) also applies, its warning and error both become too_large.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BadImage("missing", str(path))
+    if path.stat().st_size == 0:
+        raise BadImage("empty", str(path))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:  # reads the header only
+                width, height = im.size
+                if width * height > max_pixels:
+                    raise BadImage("too_large", f"{width}x{height} > {max_pixels} pixels: {path}")
+                im.load()
+                return _to_rgb(ImageOps.exif_transpose(im))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise BadImage("too_large", f"{e}: {path}") from None
+    except UnidentifiedImageError:
+        raise BadImage("not_image", str(path)) from None
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as e:  # truncated, broken data
+        raise BadImage("corrupt", f"{type(e).__name__}: {e}: {path}") from None
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    """Any PIL mode -> RGB: transparency composited on white, high bit depths scaled to 8 bits."""
+    if im.mode in ("I", "F") or im.mode.startswith("I;16"):
+        return Image.fromarray(_to_8bit(np.asarray(im), im.mode), "L").convert("RGB")
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
+        rgba = im.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, WHITE + (255,)), rgba).convert("RGB")
+    return im.convert("RGB")  # L, 1, P, CMYK, YCbCr, RGB
+
+
+def _to_8bit(a: np.ndarray, mode: str) -> np.ndarray:
+    """One channel of 16-bit ints ("I;16*"), 32-bit ints ("I") or floats ("F") -> uint8 by its full scale."""
+    a = a.astype(np.float64)  # (H, W)
+    peak = float(a.max(initial=0.0))
+    if mode == "F":
+        full = 1.0 if peak <= 1.0 else 255.0
+    elif mode.startswith("I;16"):
+        full = 65535.0
+    else:  # "I": 8-bit, 16-bit (older PIL's PNGs) or wider data in 32-bit ints
+        full = 255.0 if peak <= 255 else 65535.0 if peak <= 65535 else peak
+    return np.clip(np.rint(a * (255.0 / full)), 0, 255).astype(np.uint8)
+
+
+@dataclass
+class SkipReport:
+    """What a reader skipped and why: counts per reason and (item, reason, detail) entries; mergeable.
+
+    Subclasses name their reasons in REASONS (ImageReport, the caption report of mri.data.flickr).
+    """
+
+    REASONS: ClassVar[tuple[str, ...]] = ()
+    counts: dict[str, int] = field(default_factory=dict)
+    entries: list[tuple[str, str, str]] = field(default_factory=list)  # (item, reason, detail)
+
+    def __post_init__(self):
+        self.counts = {**dict.fromkeys(self.REASONS, 0), **self.counts}
+
+    def add(self, item: str, reason: str, detail: str = "") -> None:
+        if reason not in self.REASONS:
+            raise ValueError(f"unknown reason {reason!r}; known: {', '.join(self.REASONS)}")
+        self.counts[reason] += 1
+        self.entries.append((str(item), reason, detail))
+
+    def merge(self, other: SkipReport) -> SkipReport:
+        """Add another report's counts and entries to this one; returns self."""
+        for reason, n in other.counts.items():
+            self.counts[reason] += n
+        self.entries.extend(other.entries)
+        return self
+
+    @property
+    def n_skipped(self) -> int:
+        return sum(self.counts.values())
+
+    def items(self, reason: str) -> list[str]:
+        """The items skipped for `reason`, in the order they were met."""
+        return [item for item, r, _ in self.entries if r == reason]
+
+    def summary(self) -> str:
+        bad = ", ".join(f"{r} {n}" for r, n in self.counts.items() if n)
+        return f"skipped: {self.n_skipped}" + (f" ({bad})" if bad else "")
+
+    def write(self, path: str | os.PathLike) -> None:
+        """Write the report as JSON, atomically (temp file in the same folder + os.replace)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump({"counts": self.counts, "entries": self.entries}, f, ensure_ascii=False, indent=1)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+    @classmethod
+    def read(cls, path: str | os.PathLike):
+        d = json.loads(Path(path).read_text(encoding="utf-8"))
+        return cls(d["counts"], [tuple(e) for e in d["entries"]])
+
+
+class ImageReport(SkipReport):
+    """Image files skipped and why (BAD_IMAGE_REASONS); items are file names."""
+
+    REASONS = BAD_IMAGE_REASONS
