@@ -1,0 +1,189 @@
+"""CNN encoder + LSTM decoder image captioner, with optional soft attention.
+
+Show and Tell (Vinyals et al. 2015, "Show and Tell: A Neural Image Caption Generator"): a CNN encodes
+the image, an LSTM whose state starts from the image writes the caption word by word. Show, Attend
+and Tell (Xu et al. 2015, "Show, Attend and Tell: Neural Image Caption Generation with Visual
+Attention"): at every step the LSTM also reads a context vector, a soft (additive, deterministic)
+attention over the CNN's feature map scaled by a gate from the hidden state (their section 4.2.1).
+Without attention the context is the mean feature, i.e. uniform attention weights.
+
+    net = Captioner(vocab_size=len(vocab), encoder="resnet18", attention=True)
+    logits = net(images, captions)  # (B, L-1, V): teacher forcing, targets are captions[:, 1:]
+    ids = net.beam_search(images, beam_size=3, max_len=20)  # (B, <=20), ends with EOS then PAD
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from mri.data.vocab import BOS_ID, EOS_ID, PAD_ID
+from mri.models.backbones import create_backbone
+
+__all__ = ["CaptionEncoder", "Captioner", "SoftAttention"]
+
+State = tuple[torch.Tensor, torch.Tensor]  # LSTM (h, c), each (B, H)
+
+
+class Memory(NamedTuple):
+    """What the decoder reads from one image at every step."""
+
+    features: torch.Tensor  # (B, N, D) projected feature map, N = h*w positions
+    keys: torch.Tensor | None  # (B, N, A) the attention's projection of the features, computed once
+    pooled: torch.Tensor  # (B, D) mean feature
+
+    def repeat_interleave(self, k: int) -> "Memory":
+        return Memory(*(None if t is None else t.repeat_interleave(k, dim=0) for t in self))
+
+
+class CaptionEncoder(nn.Module):
+    """Any registered backbone -> (feature map (B, h*w, dim), pooled vector (B, dim))."""
+
+    def __init__(self, backbone: str = "resnet18", dim: int = 512, pretrained: str | None = None,
+                 trainable: bool = True):
+        super().__init__()
+        self.backbone = create_backbone(backbone, in_chans=3, pretrained=pretrained, trainable=trainable)
+        self.project = nn.Sequential(nn.Linear(self.backbone.num_features, dim), nn.ReLU(inplace=True))
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        fmap = self.backbone.forward_features(images)  # (B, C, h, w)
+        features = self.project(fmap.flatten(2).transpose(1, 2))  # (B, h*w, dim)
+        return features, features.mean(1)  # (B, N, dim), (B, dim)
+
+
+class SoftAttention(nn.Module):
+    """Additive attention (Bahdanau et al. 2015) over the feature map, gated by the hidden state (Xu et al. 2015)."""
+
+    def __init__(self, feature_dim: int, hidden_dim: int, attention_dim: int):
+        super().__init__()
+        self.key = nn.Linear(feature_dim, attention_dim)
+        self.query = nn.Linear(hidden_dim, attention_dim)
+        self.score = nn.Linear(attention_dim, 1)
+        self.gate = nn.Linear(hidden_dim, feature_dim)
+
+    def forward(self, memory: Memory, h: torch.Tensor) -> torch.Tensor:
+        e = self.score(torch.tanh(memory.keys + self.query(h)[:, None])).squeeze(2)  # (B, N)
+        alpha = e.softmax(dim=1)  # (B, N)
+        context = (alpha[:, :, None] * memory.features).sum(1)  # (B, D)
+        return torch.sigmoid(self.gate(h)) * context  # (B, D)
+
+
+class CaptionDecoder(nn.Module):
+    """LSTMCell over [word embedding, image context]; state initialised from the pooled image vector."""
+
+    def __init__(self, vocab_size: int, feature_dim: int, embed_dim: int, hidden_dim: int,
+                 attention: bool, attention_dim: int, dropout: float):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD_ID)
+        self.attention = SoftAttention(feature_dim, hidden_dim, attention_dim) if attention else None
+        self.init_h = nn.Linear(feature_dim, hidden_dim)
+        self.init_c = nn.Linear(feature_dim, hidden_dim)
+        self.lstm = nn.LSTMCell(embed_dim + feature_dim, hidden_dim)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_dim, vocab_size)
+
+    def start(self, features: torch.Tensor, pooled: torch.Tensor) -> tuple[Memory, State]:
+        keys = self.attention.key(features) if self.attention is not None else None  # (B, N, A)
+        state = torch.tanh(self.init_h(pooled)), torch.tanh(self.init_c(pooled))  # (B, H) each
+        return Memory(features, keys, pooled), state
+
+    def step(self, tokens: torch.Tensor, state: State, memory: Memory) -> tuple[torch.Tensor, State]:
+        """One word: tokens (B,) -> logits (B, V) of the next word, and the new state."""
+        h, c = state
+        context = memory.pooled if self.attention is None else self.attention(memory, h)  # (B, D)
+        h, c = self.lstm(torch.cat([self.embed(tokens), context], dim=1), (h, c))  # (B, H)
+        return self.head(self.dropout(h)), (h, c)
+
+
+class Captioner(nn.Module):
+    """Encoder + decoder; teacher-forced `forward`, `greedy` and batched `beam_search` decoding.
+
+    Decoded ids hold the words, then EOS, then PAD for captions that ended early; BOS is not included.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        encoder: str = "resnet18",
+        pretrained: str | None = None,
+        trainable_encoder: bool = True,
+        embed_dim: int = 256,
+        hidden_dim: int = 512,
+        attention: bool = False,
+        attention_dim: int = 256,
+        dropout: float = 0.3,
+    ):
+        super().__init__()
+        self.encoder = CaptionEncoder(encoder, hidden_dim, pretrained, trainable_encoder)
+        self.decoder = CaptionDecoder(vocab_size, hidden_dim, embed_dim, hidden_dim, attention, attention_dim, dropout)
+
+    def start(self, images: torch.Tensor) -> tuple[Memory, State]:
+        return self.decoder.start(*self.encoder(images))
+
+    def next_log_probs(self, tokens: torch.Tensor, state: State, memory: Memory) -> tuple[torch.Tensor, State]:
+        """Decoding step: log-probabilities (B, V) of the next word, never PAD or BOS."""
+        logits, state = self.decoder.step(tokens, state, memory)  # (B, V)
+        logits[:, [PAD_ID, BOS_ID]] = float("-inf")
+        return logits.log_softmax(dim=1), state
+
+    def forward(self, images: torch.Tensor, captions: torch.Tensor) -> torch.Tensor:
+        """images (B, 3, H, W), captions (B, L) BOS..EOS PAD-padded -> logits (B, L-1, V) for captions[:, 1:]."""
+        memory, state = self.start(images)
+        logits = []
+        for t in range(captions.shape[1] - 1):
+            step_logits, state = self.decoder.step(captions[:, t], state, memory)  # (B, V)
+            logits.append(step_logits)
+        return torch.stack(logits, dim=1)  # (B, L-1, V)
+
+    @torch.no_grad()
+    def greedy(self, images: torch.Tensor, max_len: int = 24) -> torch.Tensor:
+        """The most likely next word at every step -> (B, <=max_len) ids."""
+        memory, state = self.start(images)
+        tokens = torch.full((len(images),), BOS_ID, dtype=torch.long, device=images.device)  # (B,)
+        done = torch.zeros_like(tokens, dtype=torch.bool)
+        out = []
+        for _ in range(max_len):
+            logp, state = self.next_log_probs(tokens, state, memory)  # (B, V)
+            tokens = logp.argmax(dim=1).masked_fill(done, PAD_ID)  # (B,)
+            out.append(tokens)
+            done |= tokens == EOS_ID
+            if done.all():
+                break
+        return torch.stack(out, dim=1)  # (B, T)
+
+    @torch.no_grad()
+    def beam_search(self, images: torch.Tensor, beam_size: int = 3, max_len: int = 24,
+                    length_penalty: float = 0.0) -> torch.Tensor:
+        """Beam search over all images and beams at once -> (B, <=max_len) ids of each image's best beam.
+
+        Ended beams stay in the beam, extended by PAD at no cost, until every beam has ended or max_len
+        words are written; then the best beam by log-probability / length**length_penalty is returned,
+        ended or not. beam_size=1 is greedy decoding.
+        """
+        B, K, V = len(images), beam_size, self.decoder.head.out_features
+        memory, (h, c) = self.start(images)
+        memory, h, c = memory.repeat_interleave(K), h.repeat_interleave(K, 0), c.repeat_interleave(K, 0)
+        tokens = torch.full((B * K,), BOS_ID, dtype=torch.long, device=images.device)  # (B*K,)
+        scores = torch.full((B, K), float("-inf"), device=images.device)  # (B, K) summed log-probs
+        scores[:, 0] = 0.0  # the K beams start identical: keep one so the first step draws K different words
+        ended = torch.zeros(B, K, dtype=torch.bool, device=images.device)
+        seqs = torch.empty(B, K, 0, dtype=torch.long, device=images.device)  # (B, K, t)
+        base = torch.arange(B, device=images.device)[:, None] * K  # (B, 1) first beam of each image
+        pad_only = torch.full((V,), float("-inf"), device=images.device)
+        pad_only[PAD_ID] = 0.0  # what an ended beam can add: PAD, at no cost
+        for _ in range(max_len):
+            logp, (h, c) = self.next_log_probs(tokens, (h, c), memory)  # (B*K, V)
+            logp = torch.where(ended[:, :, None], pad_only, logp.view(B, K, V))  # (B, K, V)
+            scores, flat = (scores[:, :, None] + logp).view(B, K * V).topk(K, dim=1)  # (B, K)
+            origin, words = flat // V, flat % V  # (B, K) beam each candidate extends, its new word
+            seqs = torch.cat([seqs.gather(1, origin[:, :, None].expand(-1, -1, seqs.shape[2])), words[:, :, None]], 2)
+            ended = ended.gather(1, origin) | (words == EOS_ID)
+            rows = (base + origin).view(-1)  # (B*K,) state rows the new beams continue from
+            h, c, tokens = h[rows], c[rows], words.view(-1)
+            if ended.all():
+                break
+        lengths = (seqs != PAD_ID).sum(2).clamp(min=1)  # (B, K) words + EOS
+        best = (scores / lengths.float() ** length_penalty).argmax(dim=1)  # (B,)
+        out = seqs[torch.arange(B, device=images.device), best]  # (B, T)
+        return out[:, :int((out != PAD_ID).sum(1).max())]  # without the columns only other beams needed
