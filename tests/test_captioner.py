@@ -95,3 +95,11 @@ def test_eval_decoding_stops_once_every_caption_ended():
     images = torch.randn(2, 3, 32, 32)
     assert net.greedy(images, max_len=9).tolist() == [[EOS_ID]] * 2
     assert net.beam_search(images, beam_size=3, max_len=9).tolist() == [[EOS_ID]] * 2
+
+
+def test_restrict_output_decodes_only_known_words():
+    net = tiny(attention=True)
+    net.restrict_output(7)  # a vocabulary smaller than the output layer
+    images = torch.randn(4, 3, 32, 32)
+    for ids in (net.greedy(images, max_len=8), net.beam_search(images, beam_size=3, max_len=8)):
+        assert (ids < 7).all() and not (ids == BOS_ID).any()

@@ -117,14 +117,20 @@ class Captioner(nn.Module):
         super().__init__()
         self.encoder = CaptionEncoder(encoder, hidden_dim, pretrained, trainable_encoder)
         self.decoder = CaptionDecoder(vocab_size, hidden_dim, embed_dim, hidden_dim, attention, attention_dim, dropout)
+        self.register_buffer("banned", torch.zeros(vocab_size, dtype=torch.bool), persistent=False)  # (V,)
+        self.banned[[PAD_ID, BOS_ID]] = True  # never decoded
+
+    def restrict_output(self, num_words: int) -> None:
+        """Decode only ids below `num_words`: the vocabulary may be smaller than the output layer."""
+        self.banned[num_words:] = True
 
     def start(self, images: torch.Tensor) -> tuple[Memory, State]:
         return self.decoder.start(*self.encoder(images))
 
     def next_log_probs(self, tokens: torch.Tensor, state: State, memory: Memory) -> tuple[torch.Tensor, State]:
-        """Decoding step: log-probabilities (B, V) of the next word, never PAD or BOS."""
+        """Decoding step: log-probabilities (B, V) of the next word, never PAD, BOS or a banned id."""
         logits, state = self.decoder.step(tokens, state, memory)  # (B, V)
-        logits[:, [PAD_ID, BOS_ID]] = float("-inf")
+        logits = logits.masked_fill(self.banned, float("-inf"))
         return logits.log_softmax(dim=1), state
 
     def forward(self, images: torch.Tensor, captions: torch.Tensor) -> torch.Tensor:
