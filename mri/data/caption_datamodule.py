@@ -1,0 +1,182 @@
+"""CaptionDataModule: Flickr8k-format data (real or generated) for the CNN-LSTM captioner.
+
+Training samples are (image, caption) pairs, one per caption. Validation and test samples are
+images with all their reference captions, so corpus BLEU and CIDEr see every reference. Every image
+is read once in setup: unreadable ones are skipped, counted and listed in the run folder.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from lightning import LightningDataModule
+from PIL import Image
+from torch.nn.utils.rnn import pad_sequence
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
+
+from mri.data.flickr import SPLITS, FlickrFiles, find_flickr
+from mri.data.images import DEFAULT_MAX_PIXELS, BadImage, ImageReport, load_image
+from mri.data.synthetic.flickr import generate_flickr, image_themes
+from mri.data.vocab import PAD_ID, Vocabulary, tokenize
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+NO_FLIP_WORDS = frozenset({"left", "right"})  # a mirrored photo would contradict such a caption
+
+
+def image_transform(image_size: int) -> Callable[[Image.Image], torch.Tensor]:
+    """RGB PIL image -> (3, S, S) float32, ImageNet-normalised: short side resized to S, centre crop."""
+    return transforms.Compose([
+        transforms.Resize(image_size, antialias=True),
+        transforms.CenterCrop(image_size),
+        transforms.ToTensor(),
+        transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+    ])
+
+
+class CaptionPairs(Dataset):
+    """One sample per (image, caption): (image (3, S, S), caption ids (L,)); random horizontal flips
+    unless the caption says left or right."""
+
+    def __init__(self, paths: list[Path], image_of: list[int], captions: list[torch.Tensor],
+                 flippable: list[bool], transform: Callable, flip: bool):
+        self.paths, self.image_of, self.captions = paths, image_of, captions
+        self.flippable, self.transform, self.flip = flippable, transform, flip
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+    def __getitem__(self, i: int):
+        image = self.transform(load_image(self.paths[self.image_of[i]]))  # (3, S, S)
+        if self.flip and self.flippable[i] and torch.rand(()) < 0.5:
+            image = image.flip(-1)
+        return image, self.captions[i]
+
+
+class CaptionImages(Dataset):
+    """The images of a split with all their reference captions: (image (3, S, S), [str], position)."""
+
+    def __init__(self, paths: list[Path], references: list[list[str]], transform: Callable):
+        self.paths, self.references, self.transform = paths, references, transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        return self.transform(load_image(self.paths[i])), self.references[i], i
+
+
+def collate_pairs(batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """-> images (B, 3, S, S), captions (B, L) long padded with PAD, lengths (B,) long incl. BOS/EOS."""
+    images, captions = zip(*batch)
+    lengths = torch.tensor([len(c) for c in captions], dtype=torch.long)  # (B,)
+    return torch.stack(images), pad_sequence(list(captions), batch_first=True, padding_value=PAD_ID), lengths
+
+
+def collate_images(batch) -> tuple[torch.Tensor, list[list[str]], torch.Tensor]:
+    """-> images (B, 3, S, S), references (B lists of str), positions in the split (B,) long."""
+    images, references, index = zip(*batch)
+    return torch.stack(images), list(references), torch.tensor(index, dtype=torch.long)
+
+
+class CaptionDataModule(LightningDataModule):
+    """Flickr8k data (any layout find_flickr reads, or generated) for the captioner.
+
+    root: a Flickr8k root. With `generate` set (arguments of generate_flickr), Flickr8k-format data is
+    generated there on first use. vocab_size: most entries of the vocabulary, specials included (the
+    model's embedding size); seed: of the split drawn for a captions.txt copy; report_dir: where
+    image_report.json, caption_report.json and data.json go.
+    After setup: `vocab`, `image_names[split]`, `themes` (image -> theme of generated data, else None).
+    """
+
+    def __init__(self, root: str, generate: dict | None = None, image_size: int = 128, vocab_size: int = 2000,
+                 min_word_count: int = 3, max_caption_len: int = 24, batch_size: int = 32,
+                 eval_batch_size: int = 64, num_workers: int = 0, seed: int = 0, report_dir: str | None = None,
+                 layout: str | None = None, flip: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS):
+        super().__init__()
+        self.save_hyperparameters(logger=False)
+        self.root = Path(root)
+        self.vocab: Vocabulary | None = None
+        self.themes: dict[str, str] | None = None
+        self.image_names: dict[str, list[str]] = {}
+        self.datasets: dict[str, Dataset] = {}
+
+    def prepare_data(self) -> None:
+        """Generate (if configured and absent), once per node."""
+        if self.hparams.generate is not None:
+            generate_flickr(self.root, **self.hparams.generate)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        hp = self.hparams
+        self.files = find_flickr(self.root, split_seed=hp.seed, layout=hp.layout)
+        self.image_report = ImageReport()
+        kept = {split: self._readable(split) for split in SPLITS}
+        if not kept["train"]:
+            raise ValueError(f"no readable training image in {self.files.image_dir}: {self.image_report.summary()}")
+        self.vocab = Vocabulary.build((c for _, caps in kept["train"] for c in caps), hp.min_word_count, hp.vocab_size)
+        self.image_names = {split: [name for name, _ in pairs] for split, pairs in kept.items()}
+        self.themes = image_themes(self.root)
+        transform = image_transform(hp.image_size)
+        paths = {split: [self.files.image_path(n) for n in names] for split, names in self.image_names.items()}
+        self.datasets = {"train": self._pairs(kept["train"], paths["train"], transform)}
+        for split in ("val", "test"):
+            self.datasets[split] = CaptionImages(paths[split], [caps for _, caps in kept[split]], transform)
+        if hp.report_dir is not None:
+            self._write_reports(Path(hp.report_dir))
+        log.info("Flickr8k %s (%s): images train/val/test %d/%d/%d, %d training captions, vocabulary %d; "
+                 "images %s; captions %s", self.root, self.files.layout,
+                 *(len(self.image_names[s]) for s in SPLITS), len(self.datasets["train"]), len(self.vocab),
+                 self.image_report.summary(), self.files.report.summary())
+
+    def _readable(self, split: str) -> list[tuple[str, list[str]]]:
+        """The (name, captions) of a split whose image load_image reads; the others go to the report."""
+        kept = []
+        for name, captions in self.files.splits[split]:
+            try:
+                load_image(self.files.image_path(name), self.hparams.max_pixels)
+            except BadImage as e:
+                self.image_report.add(name, e.reason, e.detail)
+                continue
+            kept.append((name, captions))
+        return kept
+
+    def _pairs(self, pairs: list[tuple[str, list[str]]], paths: list[Path], transform: Callable) -> CaptionPairs:
+        image_of, captions, flippable = [], [], []
+        for j, (_, caps) in enumerate(pairs):
+            for caption in caps:
+                image_of.append(j)
+                captions.append(torch.tensor(self.vocab.encode(caption, self.hparams.max_caption_len)))
+                flippable.append(not NO_FLIP_WORDS & set(tokenize(caption)))
+        return CaptionPairs(paths, image_of, captions, flippable, transform, self.hparams.flip)
+
+    def _write_reports(self, folder: Path) -> None:
+        """Skipped images, caption entries without a usable image, and what the data was."""
+        self.image_report.write(folder / "image_report.json")
+        self.files.report.write(folder / "caption_report.json")
+        summary = {"root": str(self.root), "layout": self.files.layout, "image_dir": str(self.files.image_dir),
+                   "images": {s: len(self.image_names[s]) for s in SPLITS}, "train_captions": len(self.datasets["train"]),
+                   "vocabulary": len(self.vocab), "skipped_images": self.image_report.counts,
+                   "caption_report": self.files.report.counts}
+        (folder / "data.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.hparams.batch_size, collate_pairs, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", self.hparams.eval_batch_size, collate_images, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self.hparams.eval_batch_size, collate_images, shuffle=False)
+
+    def _loader(self, split: str, batch_size: int, collate: Callable, shuffle: bool) -> DataLoader:
+        workers = self.hparams.num_workers
+        return DataLoader(self.datasets[split], batch_size=batch_size, shuffle=shuffle, collate_fn=collate,
+                          num_workers=workers, persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
