@@ -54,6 +54,7 @@ def test_bad_images_are_skipped_counted_and_reported(datamodule):
 def test_vocabulary_never_exceeds_vocab_size(datamodule):
     vocab = datamodule.vocab
     assert len(vocab) == 40 and vocab.itos[:4] == [PAD, BOS, EOS, UNK]
+    assert datamodule.image_size == 32
 
 
 def test_train_batches(datamodule):

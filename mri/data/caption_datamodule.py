@@ -92,7 +92,8 @@ class CaptionDataModule(LightningDataModule):
     generated there on first use. vocab_size: most entries of the vocabulary, specials included (the
     model's embedding size); seed: of the split drawn for a captions.txt copy; report_dir: where
     image_report.json, caption_report.json and data.json go.
-    After setup: `vocab`, `image_names[split]`, `themes` (image -> theme of generated data, else None).
+    After setup: `vocab`, `image_names[split]`, `themes` (image -> theme of generated data, else None);
+    `image_size` at any time.
     """
 
     def __init__(self, root: str, generate: dict | None = None, image_size: int = 128, vocab_size: int = 2000,
@@ -102,6 +103,7 @@ class CaptionDataModule(LightningDataModule):
         super().__init__()
         self.save_hyperparameters(logger=False)
         self.root = Path(root)
+        self.image_size = image_size  # what image_transform needs to caption new photos like these
         self.vocab: Vocabulary | None = None
         self.themes: dict[str, str] | None = None
         self.image_names: dict[str, list[str]] = {}
