@@ -90,8 +90,10 @@ class CaptionDataModule(LightningDataModule):
 
     root: a Flickr8k root. With `generate` set (arguments of generate_flickr), Flickr8k-format data is
     generated there on first use. vocab_size: most entries of the vocabulary, specials included (the
-    model's embedding size); seed: of the split drawn for a captions.txt copy; report_dir: where
-    image_report.json, caption_report.json and data.json go.
+    model's embedding size); max_caption_len: ids per caption, BOS and EOS included; seed: of the split
+    drawn for a captions.txt copy; layout: force one when a root holds several (see find_flickr); flip:
+    random horizontal flips of training images; max_pixels: larger images are skipped as too_large;
+    report_dir: where image_report.json, caption_report.json and data.json go.
     After setup: `vocab`, `image_names[split]`, `themes` (image -> theme of generated data, else None);
     `image_size` at any time.
     """
@@ -104,6 +106,7 @@ class CaptionDataModule(LightningDataModule):
         self.save_hyperparameters(logger=False)
         self.root = Path(root)
         self.image_size = image_size  # what image_transform needs to caption new photos like these
+        self.files: FlickrFiles | None = None
         self.vocab: Vocabulary | None = None
         self.themes: dict[str, str] | None = None
         self.image_names: dict[str, list[str]] = {}
@@ -164,7 +167,8 @@ class CaptionDataModule(LightningDataModule):
         self.image_report.write(folder / "image_report.json")
         self.files.report.write(folder / "caption_report.json")
         summary = {"root": str(self.root), "layout": self.files.layout, "image_dir": str(self.files.image_dir),
-                   "images": {s: len(self.image_names[s]) for s in SPLITS}, "train_captions": len(self.datasets["train"]),
+                   "images": {s: len(self.image_names[s]) for s in SPLITS},
+                   "train_captions": len(self.datasets["train"]),
                    "vocabulary": len(self.vocab), "skipped_images": self.image_report.counts,
                    "caption_report": self.files.report.counts}
         (folder / "data.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -51,11 +50,13 @@ def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
                     raise BadImage("too_large", f"{width}x{height} > {max_pixels} pixels: {path}")
                 im.load()
                 return _to_rgb(ImageOps.exif_transpose(im))
+    except BadImage:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise BadImage("too_large", f"{e}: {path}") from None
     except UnidentifiedImageError:
         raise BadImage("not_image", str(path)) from None
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as e:  # truncated, broken data
+    except Exception as e:  # truncated or broken data, garbled EXIF: PIL raises OSError, SyntaxError, struct.error...
         raise BadImage("corrupt", f"{type(e).__name__}: {e}: {path}") from None
 
 

@@ -343,7 +343,8 @@ def _paint_nature_walk(c: _Canvas, g: float) -> None:
         c.box(x - 0.012, g - 0.12, x + 0.012, g + 0.03, (95, 65, 35))
         c.ellipse(x - s, g - 0.12 - 2 * s, x + s, g - 0.1, c.jitter((35, 120, 40), 20))
     for x, y in zip(c.u(0, 1, 25), c.u(g + 0.03, 1, 25)):  # flowers
-        c.ellipse(x - 0.008, y - 0.01, x + 0.008, y + 0.01, _pick(c.rng, ((250, 240, 90), (240, 90, 130), (250, 250, 250))))
+        colour = _pick(c.rng, ((250, 240, 90), (240, 90, 130), (250, 250, 250)))
+        c.ellipse(x - 0.008, y - 0.01, x + 0.008, y + 0.01, colour)
 
 
 def _paint_party_dance(c: _Canvas, g: float) -> None:
@@ -444,7 +445,8 @@ def _draw_person(c: _Canvas, p: Person, x: float, y: float, h: float, pose: str)
     elif pose == "coffee":
         c.box(x + 0.14 * h * k, hand_y - 0.06 * h, x + 0.2 * h * k, hand_y, (250, 250, 245))
     elif pose == "read":
-        c.box(x + 0.1 * h * k, hand_y - 0.08 * h, x + 0.26 * h * k, hand_y, _pick(c.rng, ((180, 40, 40), (40, 60, 160))))
+        cover = _pick(c.rng, ((180, 40, 40), (40, 60, 160)))
+        c.box(x + 0.1 * h * k, hand_y - 0.08 * h, x + 0.26 * h * k, hand_y, cover)
     elif pose == "ski":
         c.line([(x - 0.25 * h * k, y), (x + 0.3 * h * k, y - 0.02 * h)], (200, 30, 30), 0.025 * h)
     elif pose == "bike":
@@ -467,7 +469,8 @@ def _draw_animal(c: _Canvas, animal: str, colour: RGB, x: float, y: float, s: fl
     spread = 0.25 if pose in ("run", "play", "jump") else 0.1
     for dx in (-0.5, 0.45):
         for side in (-1, 1):
-            c.line([(x + dx * s * k * body, top + 0.2 * s), (x + (dx + side * spread) * s * k * body, y)], colour, 0.08 * s)
+            hip, paw = x + dx * s * k * body, x + (dx + side * spread) * s * k * body
+            c.line([(hip, top + 0.2 * s), (paw, y)], colour, 0.08 * s)
     c.ellipse(x - 0.6 * s * k * body, top, x + 0.6 * s * k * body, top + 0.35 * s, colour)
     hx = x + 0.65 * s * k * body
     c.ellipse(hx - 0.22 * s * k, top - 0.3 * s, hx + 0.22 * s * k, top + 0.1 * s, colour)
