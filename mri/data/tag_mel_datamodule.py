@@ -75,10 +75,11 @@ class TagMelDataModule(LightningDataModule):
 
     root: a Melon root. With `generate` set, Melon-format data is generated there on first use.
     num_tags: query tags = the `num_tags` most frequent normalised tags (the model's embedding size).
+    similarity_dim: tag vectors are smoothed to this many latent axes before the cosine (None: raw cosine).
     """
 
     def __init__(self, root: str, cache_dir: str, generate: dict | None = None, features: dict | None = None,
-                 num_tags: int = 64, min_tag_count: int = 1, val_fraction: float = 0.1,
+                 num_tags: int = 64, min_tag_count: int = 1, similarity_dim: int | None = 16, val_fraction: float = 0.1,
                  test_fraction: float = 0.1, split_seed: int = 0, pairs_per_epoch: int = 20000,
                  own_tag_fraction: float = 0.5, batch_size: int = 256, eval_batch_size: int = 512,
                  num_workers: int = 0, report_dir: str | None = None):
@@ -108,7 +109,7 @@ class TagMelDataModule(LightningDataModule):
             raise ValueError(f"no playlist in {self.root / 'train.json'} carries a tag; tags are the queries")
         self.vocab = vocab
         self.query_tags = vocab.tags[:hp.num_tags]
-        self.sim = TagSimilarity(vocab, playlists).matrix(range(len(self.query_tags)))  # (T, V)
+        self.sim = TagSimilarity(vocab, playlists, hp.similarity_dim).matrix(range(len(self.query_tags)))  # (T, V)
         self.song_tags = SongTags.from_playlists(playlists, vocab, n_songs=max(s.id for s in songs) + 1)
         usable = self.song_tags.tagged(self.store.song_ids)  # have features and tags
         self.splits = split_songs(usable, hp.val_fraction, hp.test_fraction, hp.split_seed)

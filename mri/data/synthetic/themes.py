@@ -111,6 +111,31 @@ GENERIC_TAGS = (
     "기분전환", "감성", "사랑", "추억", "회상", "발라드", "힙합", "팝", "인디", "노래추천", "피아노",
 )
 
+# Themes that share listeners: a playlist's off-theme songs and tags mostly come from these, so the
+# similarity between moods is graded (summer is nearer to a road trip than to snow), as in real data.
+NEIGHBOURS: dict[str, tuple[str, str]] = {
+    "summer_sea": ("drive_travel", "party_dance"),
+    "winter_snow": ("cafe_rest", "night_city"),
+    "night_city": ("party_dance", "rainy_day"),
+    "rainy_day": ("cafe_rest", "night_city"),
+    "nature_walk": ("drive_travel", "cafe_rest"),
+    "party_dance": ("summer_sea", "night_city"),
+    "cafe_rest": ("rainy_day", "nature_walk"),
+    "drive_travel": ("summer_sea", "nature_walk"),
+}
+
+# The generic tags each theme's playlists lean towards (the rest of GENERIC_TAGS stay rare there).
+GENERIC_LEANINGS: dict[str, tuple[str, ...]] = {
+    "summer_sea": ("기분전환", "팝"),
+    "winter_snow": ("사랑", "발라드", "감성"),
+    "night_city": ("힙합", "감성"),
+    "rainy_day": ("발라드", "추억", "회상"),
+    "nature_walk": ("피아노", "인디", "기분전환"),
+    "party_dance": ("팝", "힙합", "노래추천"),
+    "cafe_rest": ("인디", "피아노", "감성"),
+    "drive_travel": ("노래추천", "기분전환", "팝"),
+}
+
 # Real-looking free-text noise: tag -> variants users type instead.
 SPELLING_VARIANTS: dict[str, tuple[str, ...]] = {
     "팝": ("Pop", "pop", "POP"),
