@@ -1,7 +1,7 @@
 """Tag-mel regressors: how similar is a query tag to a song, from the song's 48x20 mel features.
 
 Early fusion is the slides' model, a SqueezeNet (Iandola et al. 2016) fed the mel with the tag as
-extra input planes; late fusion is a two-tower model whose song vectors are computed once per
+extra input planes (learned per tag, and multiplied with the mel); late fusion is a two-tower model whose song vectors are computed once per
 catalogue. Both share one interface:
 
     net(tag_ids, mels)  # (B,) long, (B, 1, 48, 20) -> (B,) scores, trained by MSE on [0, 1] targets
@@ -27,9 +27,11 @@ def _resize(mels: torch.Tensor, input_size: tuple[int, int] | None) -> torch.Ten
 
 
 class EarlyFusionNet(nn.Module):
-    """Tag embedding as constant planes beside the mel -> backbone -> MLP -> scalar.
+    """The tag as learned input planes beside the mel -> backbone -> MLP -> scalar.
 
-    Exact for every (tag, song) pair, but a query runs the whole network once per song.
+    Each tag owns `tag_planes` maps the size of the mel features (from a `tag_dim` embedding). The
+    network sees the mel, the tag's maps and their product, so a tag's sound template meets the mel
+    at the first layer. Exact for every (tag, song) pair, but a query runs the network once per song.
     """
 
     def __init__(
@@ -37,6 +39,8 @@ class EarlyFusionNet(nn.Module):
         num_tags: int,
         backbone: str = "squeezenet1_1",
         tag_dim: int = 8,
+        tag_planes: int = 4,
+        plane_size: tuple[int, int] = (48, 20),
         pretrained: str | None = None,
         dropout: float = 0.1,
         hidden: int = 64,
@@ -46,10 +50,12 @@ class EarlyFusionNet(nn.Module):
     ):
         super().__init__()
         self.input_size = input_size
+        self.plane_shape = (tag_planes, *plane_size)
         self.chunk_size = chunk_size  # pairs per forward in score_matrix
         self.tag_embedding = nn.Embedding(num_tags, tag_dim)
+        self.tag_planes = nn.Linear(tag_dim, tag_planes * plane_size[0] * plane_size[1])
         self.backbone = create_backbone(
-            backbone, in_chans=1 + tag_dim, pretrained=pretrained, trainable=trainable_backbone
+            backbone, in_chans=1 + 2 * tag_planes, pretrained=pretrained, trainable=trainable_backbone
         )
         self.head = nn.Sequential(
             nn.Dropout(dropout),
@@ -60,11 +66,12 @@ class EarlyFusionNet(nn.Module):
         )
 
     def forward(self, tag_ids: torch.Tensor, mels: torch.Tensor) -> torch.Tensor:
-        mels = _resize(mels, self.input_size)  # (B, 1, H, W)
-        planes = self.tag_embedding(tag_ids)[:, :, None, None]  # (B, tag_dim, 1, 1)
-        planes = planes.expand(-1, -1, *mels.shape[-2:])  # (B, tag_dim, H, W)
-        x = torch.cat([mels, planes], dim=1)  # (B, 1 + tag_dim, H, W)
-        return self.head(self.backbone(x)).squeeze(1)  # (B,)
+        if mels.shape[-2:] != self.plane_shape[1:]:
+            raise ValueError(f"mel features of size {tuple(mels.shape[-2:])}, but this net's tag planes are "
+                             f"{self.plane_shape[1:]}: set plane_size to the features' (bands, components)")
+        planes = self.tag_planes(self.tag_embedding(tag_ids)).view(-1, *self.plane_shape)  # (B, P, 48, 20)
+        x = torch.cat([mels, planes, mels * planes], dim=1)  # (B, 1 + 2P, 48, 20)
+        return self.head(self.backbone(_resize(x, self.input_size))).squeeze(1)  # (B,)
 
     def score_matrix(self, tag_ids: torch.Tensor, mels: torch.Tensor) -> torch.Tensor:
         """All T*N pairs through the network, `chunk_size` pairs at a time -> (T, N)."""
