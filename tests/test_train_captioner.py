@@ -1,0 +1,90 @@
+"""The captioner end to end on tiny generated data: training, its checkpoint, captioning photos, W&B samples."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from mri.caption import caption_files, image_paths
+from mri.data.images import BadImage
+from mri.models.captioner_module import load_captioner
+from mri.train import train
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL_NET = ["model=captioner", "model.net.embed_dim=16", "model.net.hidden_dim=32", "model.net.attention_dim=16"]
+
+
+def test_fast_dev_run_with_attention(make_cfg):
+    cfg = make_cfg("train", "captions", *SMALL_NET, "model.net.attention=true", "+trainer.fast_dev_run=true")
+    metrics, objects = train(cfg)
+    assert objects["trainer"].state.finished
+    assert {"test/bleu1", "test/bleu4", "test/cider"} <= set(metrics)
+
+
+def test_checkpoint_captions_photos_alone(make_cfg, tmp_path):
+    """One epoch; the checkpoint then captions test images, a folder with a broken file, and via caption.py."""
+    cfg = make_cfg("train", "captions", *SMALL_NET)
+    metrics, objects = train(cfg)
+    datamodule, ckpt = objects["datamodule"], Path(cfg.paths.output_dir) / "checkpoints" / "best.ckpt"
+    assert {"val/bleu4_best", "test/bleu1", "test/bleu2", "test/bleu3", "test/bleu4", "test/cider"} <= set(metrics)
+    saved = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+    assert saved["test/bleu4"] == pytest.approx(metrics["test/bleu4"])
+    extra = torch.load(ckpt, map_location="cpu", weights_only=False)["mri"]
+    assert extra["module"] == "captioner" and extra["vocab"] == datamodule.vocab.to_list()
+    assert extra["image_size"] == datamodule.image_size
+
+    captioner = load_captioner(ckpt)  # no datamodule: vocabulary and image size from the checkpoint
+    assert not captioner.training and captioner.vocab.to_list() == datamodule.vocab.to_list()
+    images = next(iter(datamodule.test_dataloader()))[0][:3]
+    captions = captioner.caption(images)
+    assert len(captions) == 3 and all(isinstance(c, str) for c in captions)
+    greedy = captioner.net.greedy(images, captioner.hparams.max_len)
+    assert captioner.caption(images, beam_size=1) == [datamodule.vocab.decode(r) for r in greedy]
+
+    photos = _photos(datamodule, tmp_path / "photos")
+    results = dict(caption_files(captioner, image_paths(tmp_path / "photos"), batch_size=2))
+    assert list(results) == photos
+    assert isinstance(results[tmp_path / "photos" / "broken.jpg"], BadImage)
+    assert sum(isinstance(r, str) for r in results.values()) == 2
+
+    run = subprocess.run([sys.executable, "caption.py", f"ckpt_path={ckpt}", f"image={tmp_path / 'photos'}",
+                          f"paths.log_dir={tmp_path / 'logs'}", "beam_size=2"],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.stderr  # one file could not be read
+    lines = run.stdout.strip().splitlines()
+    assert len(lines) == 2 and all("\t" in line for line in lines)
+    assert "broken.jpg\tcannot caption:" in run.stderr
+
+
+def test_load_captioner_refuses_another_kind(tmp_path):
+    path = tmp_path / "tag_mel.ckpt"
+    torch.save({"mri": {"module": "tag_mel"}, "state_dict": {}}, path)
+    with pytest.raises(ValueError, match="'tag_mel' model, not a captioner.*model=captioner"):
+        load_captioner(path)
+
+
+def _photos(datamodule, folder: Path) -> list[Path]:
+    """Two test images of the generated data and a broken file, in one folder."""
+    folder.mkdir()
+    names = datamodule.image_names["test"][:2]
+    image_dir = next(Path(datamodule.root).rglob(names[0])).parent
+    for name in names:
+        (folder / name).write_bytes((image_dir / name).read_bytes())
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    return sorted(folder.iterdir())
+
+
+def test_wandb_gets_a_table_of_sample_captions(make_cfg, tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    cfg = make_cfg("train", "captions", *SMALL_NET, "logger=wandb", "logger.wandb.offline=true", "test=false",
+                   "model.num_samples=3")
+    train(cfg)
+    tables = list(Path(cfg.paths.output_dir).rglob("samples_*.table.json"))
+    assert tables, "no W&B table of sample captions"
+    table = json.loads(tables[0].read_text())
+    assert table["columns"] == ["image", "prediction", "references"] and len(table["data"]) == 3
