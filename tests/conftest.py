@@ -5,12 +5,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+from mri.utils.config import CONFIGS, compose_config  # noqa: F401 (CONFIGS is used by tests)
 
 # Small enough for seconds per test on 2 CPU cores, large enough that every split has songs/images.
 TINY = {
@@ -24,21 +21,6 @@ TINY = {
         "data.min_word_count=1",
     ],
 }
-
-
-def compose_config(config_name: str, overrides: list[str], output_dir: Path, data_dir: Path) -> DictConfig:
-    """Compose configs/<config_name>.yaml like @hydra.main does, with its run folder set to output_dir."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIGS)):
-        cfg = compose(config_name, overrides=[*overrides, f"paths.data_dir={data_dir}"], return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-        cfg.paths.log_dir = str(output_dir / "logs")
-        cfg.hydra.runtime.output_dir = str(output_dir)
-        cfg.hydra.job.num = 0
-        cfg.extras.print_config = False
-    HydraConfig().set_config(cfg)  # lets ${hydra:...} resolve outside @hydra.main
-    return cfg
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import rich.syntax
 import rich.tree
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from mri.utils.loggers import close_loggers
 
@@ -44,7 +44,7 @@ def apply_extras(cfg: DictConfig) -> None:
         print_config(cfg)
 
 
-def print_config(cfg: DictConfig, save_to: Path | None = None) -> None:
+def print_config(cfg: DictConfig) -> None:
     """The resolved config as a tree, one branch per group."""
     tree = rich.tree.Tree("CONFIG", guide_style="dim")
     for key, value in cfg.items():
@@ -71,9 +71,3 @@ def metric_value(metrics: dict[str, float], name: str | None) -> float | None:
     if name not in metrics:
         raise KeyError(f"metric {name!r} was not logged; logged: {', '.join(sorted(metrics))}")
     return metrics[name]
-
-
-def set_output_dir(cfg: DictConfig, output_dir: str) -> None:
-    """Fill paths.output_dir outside @hydra.main (tests, notebooks), where ${hydra:} cannot resolve."""
-    with open_dict(cfg):
-        cfg.paths.output_dir = output_dir
