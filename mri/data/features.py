@@ -64,6 +64,7 @@ class MelFeatures:
         self.song_ids = np.load(self.folder / "song_ids.npy")  # (N,)
         self.mean = np.asarray(self.meta["mean"], dtype=np.float32)  # (48, k)
         self.std = np.asarray(self.meta["std"], dtype=np.float32)  # (48, k)
+        self.scale = np.float32(np.sqrt((self.std**2).mean()))  # one scale: components keep their weight
 
     def __len__(self) -> int:
         return len(self.song_ids)
@@ -81,8 +82,12 @@ class MelFeatures:
         return self.song_ids[pos] == song_ids
 
     def standardized(self, rows: np.ndarray | slice) -> np.ndarray:
-        """Features of the given rows, standardised per (band, component): (n, 48, k) float32."""
-        return (self.features[rows].astype(np.float32) - self.mean) / self.std
+        """Features of the given rows, centred per (band, component) and divided by one overall scale.
+
+        (n, 48, k) float32. One scale, not one per component: whitening would blow the low-variance
+        (mostly noise) components up to the weight of the first ones.
+        """
+        return (self.features[rows].astype(np.float32) - self.mean) / self.scale
 
 
 def build_features(root: str | Path, spec: FeatureSpec, cache_dir: str | Path,
