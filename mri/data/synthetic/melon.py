@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from mri.data.melon import MEL_DIR, N_FRAMES, N_MELS, SPLITS, mel_path
-from mri.data.synthetic.themes import GENERIC_LEANINGS, GENERIC_TAGS, NEIGHBOURS, SPELLING_VARIANTS, THEMES, Sound
+from mri.data.synthetic.themes import GENERIC_LEANINGS, GENERIC_TAGS, SPELLING_VARIANTS, THEMES, Sound, mood_affinity
 
 TRUTH_FILE = "mri_synthetic.json"
 MARKER = ".mri_complete"  # written last: a root without it is not complete
@@ -84,10 +84,8 @@ GENERIC_TAG_RATE = 0.15
 CROSS_TAG_RATE = 0.03
 VARIANT_RATE = 0.1  # of the tags that have spelling variants
 MIN_SONGS, MAX_SONGS = 10, 60
-NEIGHBOUR_RATE = 0.85  # share of off-theme choices (songs, tags, second themes) made among neighbours
+AFFINITY = mood_affinity()  # (k, k): how off-theme choices (songs, tags, second themes) are drawn
 LEANING_RATE = 0.8  # share of generic tags taken from the theme's leanings
-NEIGHBOUR_INDEX = np.array([[THEMES.index(next(t for t in THEMES if t.name == n)) for n in NEIGHBOURS[th.name]]
-                            for th in THEMES])  # (k, 2)
 
 VARIOUS_ARTISTS = (2727, "Various Artists")  # the real id of the real name
 ARTIST_ID0 = 100_000
@@ -131,9 +129,7 @@ class _Plan:
         self.theme = rng.integers(0, k, n_songs)  # (S,) primary theme index
         mixed = rng.random(n_songs) < secondary_rate
         noise = ~mixed & (rng.random(n_songs) < noise_rate)  # sounds entirely like another theme
-        other = np.where(rng.random(n_songs) < NEIGHBOUR_RATE,
-                         NEIGHBOUR_INDEX[self.theme, rng.integers(0, 2, n_songs)],
-                         (self.theme + rng.integers(1, k, n_songs)) % k)
+        other = (AFFINITY[self.theme].cumsum(axis=1) > rng.random(n_songs)[:, None]).argmax(axis=1)  # (S,)
         self.secondary = np.where(mixed | noise, other, -1)  # (S,) -1: none
         self.weight = np.where(mixed, rng.uniform(0.2, 0.45, n_songs), noise.astype(float)).round(3)  # (S,)
         self.popularity = rng.lognormal(0.0, 1.0, n_songs)  # (S,)
@@ -359,10 +355,8 @@ def _draw(rng, ids: np.ndarray, cdf: np.ndarray, k: int) -> np.ndarray:
 
 
 def _other_theme(rng, theme_index: int) -> int:
-    """Another theme: a neighbour most of the time."""
-    if rng.random() < NEIGHBOUR_RATE:
-        return int(NEIGHBOUR_INDEX[theme_index, rng.integers(2)])
-    return int((theme_index + rng.integers(1, len(THEMES))) % len(THEMES))
+    """Another theme, a nearby mood more often than a far one."""
+    return int(rng.choice(len(THEMES), p=AFFINITY[theme_index]))
 
 
 def _tags(rng, theme_index: int) -> list[str]:
@@ -455,15 +449,13 @@ def _write_playlists(root: Path, seed: int, plan: _Plan, in_theme: float) -> Non
     pools = []
     for t in range(len(THEMES)):
         # a mixed song joins its second theme's playlists in proportion to that theme's share of its sound;
-        # a playlist's off-theme songs lean towards the neighbour themes
+        # a playlist's off-theme songs come mostly from nearby moods
         second = (plan.secondary == t) & (plan.weight < 1)
         ins = np.flatnonzero((plan.theme == t) | second)
         share = np.where(second, plan.weight, 1.0 - np.where(plan.weight < 1, plan.weight, 0.0))[ins]
         outs = np.flatnonzero(plan.theme != t)
-        near = np.isin(plan.theme[outs], NEIGHBOUR_INDEX[t])
-        lean = np.where(near, NEIGHBOUR_RATE / 2, (1 - NEIGHBOUR_RATE) / (len(THEMES) - 3)) * len(THEMES)
         pools.append(((ins, np.cumsum(plan.popularity[ins] * share)),
-                      (outs, np.cumsum(plan.popularity[outs] * lean))))
+                      (outs, np.cumsum(plan.popularity[outs] * AFFINITY[t, plan.theme[outs]]))))
     with ExitStack() as stack:
         files = [stack.enter_context(_JsonList(root / f"{split}.json")) for split in SPLITS]
         for pid, (theme_index, split) in enumerate(zip(plan.playlist_theme, plan.split)):

@@ -111,18 +111,22 @@ GENERIC_TAGS = (
     "기분전환", "감성", "사랑", "추억", "회상", "발라드", "힙합", "팝", "인디", "노래추천", "피아노",
 )
 
-# Themes that share listeners: a playlist's off-theme songs and tags mostly come from these, so the
-# similarity between moods is graded (summer is nearer to a road trip than to snow), as in real data.
-NEIGHBOURS: dict[str, tuple[str, str]] = {
-    "summer_sea": ("drive_travel", "party_dance"),
-    "winter_snow": ("cafe_rest", "night_city"),
-    "night_city": ("party_dance", "rainy_day"),
-    "rainy_day": ("cafe_rest", "night_city"),
-    "nature_walk": ("drive_travel", "cafe_rest"),
-    "party_dance": ("summer_sea", "night_city"),
-    "cafe_rest": ("rainy_day", "nature_walk"),
-    "drive_travel": ("summer_sea", "nature_walk"),
-}
+# The themes around a mood wheel (arousal and valence, as in Russell's circumplex of affect). A
+# playlist's off-theme songs and tags, and a mixed song's second theme, come mostly from nearby moods,
+# so the similarity between moods is graded (summer is nearer to a road trip than to snow), as in real data.
+MOOD_WHEEL = ("party_dance", "summer_sea", "drive_travel", "nature_walk",
+              "cafe_rest", "rainy_day", "winter_snow", "night_city")
+WHEEL_STEP_WEIGHTS = (0.0, 1.0, 0.4, 0.15, 0.06)  # by steps around the wheel; 0: the theme itself
+
+
+def mood_affinity() -> np.ndarray:
+    """(k, k) in THEMES order: row i = probabilities of picking each other theme for theme i."""
+    pos = np.array([MOOD_WHEEL.index(t.name) for t in THEMES])
+    steps = np.abs(pos[:, None] - pos[None, :])
+    steps = np.minimum(steps, len(MOOD_WHEEL) - steps)  # (k, k) steps around the wheel
+    weights = np.asarray(WHEEL_STEP_WEIGHTS)[steps]
+    return weights / weights.sum(axis=1, keepdims=True)
+
 
 # The generic tags each theme's playlists lean towards (the rest of GENERIC_TAGS stay rare there).
 GENERIC_LEANINGS: dict[str, tuple[str, ...]] = {
