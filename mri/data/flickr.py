@@ -23,7 +23,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mri.data.images import SkipReport
+from mri.data.report import SkipReport
 from mri.data.melon import DataRootError
 
 SPLITS = ("train", "val", "test")

@@ -6,16 +6,14 @@ applied) and decompression bombs are refused from the header, before any pixel i
 """
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from mri.data.report import SkipReport
 
 DEFAULT_MAX_PIXELS = 50_000_000  # 50 MP: larger than any camera photo people caption
 BAD_IMAGE_REASONS = ("missing", "empty", "not_image", "corrupt", "too_large")
@@ -81,64 +79,6 @@ def _to_8bit(a: np.ndarray, mode: str) -> np.ndarray:
     else:  # "I": 8-bit, 16-bit (older PIL's PNGs) or wider data in 32-bit ints
         full = 255.0 if peak <= 255 else 65535.0 if peak <= 65535 else peak
     return np.clip(np.rint(a * (255.0 / full)), 0, 255).astype(np.uint8)
-
-
-@dataclass
-class SkipReport:
-    """What a reader skipped and why: counts per reason and (item, reason, detail) entries; mergeable.
-
-    Subclasses name their reasons in REASONS (ImageReport, the caption report of mri.data.flickr).
-    """
-
-    REASONS: ClassVar[tuple[str, ...]] = ()
-    counts: dict[str, int] = field(default_factory=dict)
-    entries: list[tuple[str, str, str]] = field(default_factory=list)  # (item, reason, detail)
-
-    def __post_init__(self):
-        self.counts = {**dict.fromkeys(self.REASONS, 0), **self.counts}
-
-    def add(self, item: str, reason: str, detail: str = "") -> None:
-        if reason not in self.REASONS:
-            raise ValueError(f"unknown reason {reason!r}; known: {', '.join(self.REASONS)}")
-        self.counts[reason] += 1
-        self.entries.append((str(item), reason, detail))
-
-    def merge(self, other: SkipReport) -> SkipReport:
-        """Add another report's counts and entries to this one; returns self."""
-        for reason, n in other.counts.items():
-            self.counts[reason] += n
-        self.entries.extend(other.entries)
-        return self
-
-    @property
-    def n_skipped(self) -> int:
-        return sum(self.counts.values())
-
-    def items(self, reason: str) -> list[str]:
-        """The items skipped for `reason`, in the order they were met."""
-        return [item for item, r, _ in self.entries if r == reason]
-
-    def summary(self) -> str:
-        bad = ", ".join(f"{r} {n}" for r, n in self.counts.items() if n)
-        return f"skipped: {self.n_skipped}" + (f" ({bad})" if bad else "")
-
-    def write(self, path: str | os.PathLike) -> None:
-        """Write the report as JSON, atomically (temp file in the same folder + os.replace)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump({"counts": self.counts, "entries": self.entries}, f, ensure_ascii=False, indent=1)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-
-    @classmethod
-    def read(cls, path: str | os.PathLike):
-        d = json.loads(Path(path).read_text(encoding="utf-8"))
-        return cls(d["counts"], [tuple(e) for e in d["entries"]])
 
 
 class ImageReport(SkipReport):

@@ -10,12 +10,13 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
+from mri.data.report import SkipReport
 
 N_MELS = 48  # mel bands
 N_FRAMES = 1876  # frames of 0:20-0:50 at 62.5 frames/s
@@ -197,25 +198,14 @@ def load_mel(path: str | os.PathLike, n_frames: int = N_FRAMES) -> Mel:
 MEL_REPORT_REASONS = BAD_MEL_REASONS + ("odd_length",)
 
 
-@dataclass
-class MelReport:
-    """Which mels were skipped (or cropped/padded) and why, mergeable across shards."""
+class MelReport(SkipReport):
+    """Which mels were skipped (or cropped/padded) and why, mergeable across shards; items are int song ids.
 
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MEL_REPORT_REASONS, 0))
-    entries: list[tuple[int, str, str]] = field(default_factory=list)  # (song_id, reason, detail)
+    odd_length files are cropped or padded, not skipped: n_skipped counts BAD_MEL_REASONS only.
+    """
 
-    def add(self, song_id: int, reason: str, detail: str = "") -> None:
-        if reason not in self.counts:
-            raise ValueError(f"unknown reason {reason!r}; known: {', '.join(MEL_REPORT_REASONS)}")
-        self.counts[reason] += 1
-        self.entries.append((int(song_id), reason, detail))
-
-    def merge(self, other: MelReport) -> MelReport:
-        """Add another report's counts and entries to this one; returns self."""
-        for reason, n in other.counts.items():
-            self.counts[reason] += n
-        self.entries.extend(other.entries)
-        return self
+    REASONS = MEL_REPORT_REASONS
+    ITEM = int
 
     @property
     def n_skipped(self) -> int:
@@ -226,21 +216,3 @@ class MelReport:
         return f"mels skipped: {self.n_skipped}" + (f" ({bad})" if bad else "") + (
             f"; odd length (cropped/padded): {self.counts['odd_length']}"
         )
-
-    def write(self, path: str | os.PathLike) -> None:
-        """Write the report as JSON, atomically (temp file in the same folder + os.replace)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump({"counts": self.counts, "entries": self.entries}, f, ensure_ascii=False)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-
-    @classmethod
-    def read(cls, path: str | os.PathLike) -> MelReport:
-        d = _read_json(Path(path))
-        return cls({**dict.fromkeys(MEL_REPORT_REASONS, 0), **d["counts"]}, [tuple(e) for e in d["entries"]])

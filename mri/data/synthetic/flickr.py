@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
-import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from mri.data.flickr import SPLIT_FILES, TOKEN_FILE
+from mri.data.synthetic.atomic import MARKER, generate_atomically  # noqa: F401 (MARKER: re-exported)
 from mri.data.synthetic.scenes import ACTIONS, PLURAL, Scene, caption_scene, plan_scene, render_scene
 from mri.data.synthetic.themes import THEME_NAMES
 
 TRUTH_FILE = "mri_synthetic.json"
-MARKER = ".mri_complete"  # written last: a root without it is not complete
 FORMAT_VERSION = 1
 IMAGE_DIR = "Flickr8k_Dataset"
 TEXT_DIR = "Flickr8k_text"
@@ -167,36 +164,17 @@ def generate_flickr(
     height) of landscape images, portrait ones are turned; quirk_rates: overrides of QUIRK_RATES
     (all 0 when quirks=False); workers: processes rendering images.
     """
-    root = Path(root)
     rates = {**QUIRK_RATES, **(quirk_rates or {})} if quirks else dict.fromkeys(QUIRK_RATES, 0.0)
     if set(rates) != set(QUIRK_RATES):
         raise ValueError(f"unknown quirks {sorted(set(rates) - set(QUIRK_RATES))}; known: {', '.join(QUIRK_RATES)}")
     params = dict(version=FORMAT_VERSION, n_images=n_images, seed=seed, image_size=list(image_size), quirk_rates=rates)
-    if (root / MARKER).is_file():
-        if json.loads((root / MARKER).read_text(encoding="utf-8")) != params:
-            warnings.warn(f"{root} was generated with other parameters; keeping it (delete it to regenerate)")
-        return root
-    if root.exists() and any(root.iterdir()):
-        raise FileExistsError(f"{root} exists but is not a complete generated Flickr root; remove it or pick another")
 
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))  # never mistaken for root
-    try:
-        os.chmod(tmp, 0o755)
+    def build(tmp: Path) -> None:
         plan = _Plan(n_images, seed, rates)
         summaries = _write_text(tmp / TEXT_DIR, seed, plan)
         _write_all_images(tmp / IMAGE_DIR, seed, plan, tuple(image_size), workers)
         truth = {"generator": __name__, "params": params, "images": dict(zip(plan.names, plan.themes)),
                  "scenes": summaries, "quirks": {"no_split": plan.no_split, "no_file": plan.no_file}}
         (tmp / TRUTH_FILE).write_text(json.dumps(truth), encoding="utf-8")
-        (tmp / MARKER).write_text(json.dumps(params), encoding="utf-8")
-        try:
-            os.replace(tmp, root)  # atomic; root is absent or an empty folder
-        except OSError:
-            if not (root / MARKER).is_file():  # not a concurrent run that finished first
-                raise
-            shutil.rmtree(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return root
+
+    return generate_atomically(root, params, build, "Flickr")

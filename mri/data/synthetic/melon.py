@@ -12,9 +12,6 @@ import io
 import json
 import math
 import os
-import shutil
-import tempfile
-import warnings
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
@@ -22,10 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from mri.data.melon import MEL_DIR, N_FRAMES, N_MELS, SPLITS, mel_path
+from mri.data.synthetic.atomic import MARKER, generate_atomically  # noqa: F401 (MARKER: re-exported)
 from mri.data.synthetic.themes import GENERIC_LEANINGS, GENERIC_TAGS, SPELLING_VARIANTS, THEMES, Sound, mood_affinity
 
 TRUTH_FILE = "mri_synthetic.json"
-MARKER = ".mri_complete"  # written last: a root without it is not complete
 FORMAT_VERSION = 1
 
 # Real major genres (genre_gn_all.json); the songs' themes use a subset.
@@ -510,7 +507,6 @@ def generate_melon(
     the others that sound like another theme; in_theme: share of a playlist's songs from its theme;
     quirk_rates: overrides of QUIRK_RATES (all 0 when quirks=False); workers: processes for mels.
     """
-    root = Path(root)
     rates = {**QUIRK_RATES, **(quirk_rates or {})} if quirks else dict.fromkeys(QUIRK_RATES, 0.0)
     if set(rates) != set(QUIRK_RATES):
         unknown = sorted(set(rates) - set(QUIRK_RATES))
@@ -520,17 +516,8 @@ def generate_melon(
         secondary_rate=secondary_rate, noise_rate=noise_rate, in_theme=in_theme,
         quirk_rates=rates, write_mels=write_mels,
     )
-    if (root / MARKER).is_file():
-        if json.loads((root / MARKER).read_text(encoding="utf-8")) != params:
-            warnings.warn(f"{root} was generated with other parameters; keeping it (delete it to regenerate)")
-        return root
-    if root.exists() and any(root.iterdir()):
-        raise FileExistsError(f"{root} exists but is not a complete generated Melon root; remove it or pick another")
 
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))  # never mistaken for root
-    try:
-        os.chmod(tmp, 0o755)
+    def build(tmp: Path) -> None:
         plan = _Plan(n_songs, n_playlists, seed, secondary_rate, noise_rate, rates, write_mels)
         n_artists = max(3 * len(THEMES), n_songs // 8)
         with _JsonList(tmp / "song_meta.json") as songs:
@@ -541,14 +528,5 @@ def generate_melon(
         if write_mels:
             _write_mels(tmp, seed, plan, workers)
         _write_json(tmp / TRUTH_FILE, _truth(params, plan))
-        _write_json(tmp / MARKER, params)
-        try:
-            os.replace(tmp, root)  # atomic; root is absent or an empty folder
-        except OSError:
-            if not (root / MARKER).is_file():  # not a concurrent run that finished first
-                raise
-            shutil.rmtree(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return root
+
+    return generate_atomically(root, params, build, "Melon")
