@@ -19,8 +19,8 @@ def check_matches(checkpoint: dict, cfg: DictConfig, path: str) -> None:
     """Refuse, with what to pass instead, a checkpoint whose network differs from the configured one."""
     saved = (checkpoint.get("hyper_parameters") or {}).get("net") or {}
     wanted = OmegaConf.to_container(cfg.model.get("net", {}), resolve=True)
-    diffs = [f"{k}: checkpoint {saved.get(k)!r}, config {wanted.get(k)!r}"
-             for k in ("_target_", "backbone", "num_tags") if saved.get(k) != wanted.get(k)]
+    keys = sorted((set(saved) | set(wanted)) - {"pretrained"})  # where the first weights came from is moot
+    diffs = [f"{k}: checkpoint {saved.get(k)!r}, config {wanted.get(k)!r}" for k in keys if saved.get(k) != wanted.get(k)]
     if diffs:
         raise ValueError(f"checkpoint {path} does not match the configured model ({'; '.join(diffs)}): "
                          "pass the model=... and model.net.* overrides it was trained with")
