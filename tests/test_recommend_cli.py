@@ -1,0 +1,89 @@
+"""recommend(cfg) end to end on tiny generated data: build the index, answer a folder of photos with bad files."""
+import json
+import shutil
+
+import pytest
+
+from mri.data.flickr import find_flickr
+from mri.recommend.command import recommend
+from mri.recommend.index import MissingIndex, StaleIndex
+from mri.train import train
+from mri.utils.config import compose_config
+from tests.conftest import TINY
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Tiny two-tower and captioner checkpoints, and the generated data they were trained on."""
+    base = tmp_path_factory.mktemp("recommend")
+    data = base / "data"
+    ckpts = {}
+    for name, model, group in (("tag_mel", "two_tower", "tag_mel"), ("captioner", "captioner", "captions")):
+        cfg = compose_config("train", [*TINY[group], f"model={model}", "trainer.max_epochs=1", "logger=csv",
+                                       "test=false"], base / name, data)
+        train(cfg)
+        ckpts[name] = base / name / "checkpoints" / "best.ckpt"
+    flickr = find_flickr(next(data.glob("flickr8k-synth-*")))
+    return base, data, ckpts, flickr
+
+
+def recommend_cfg(trained, tmp_path, *overrides):
+    base, data, ckpts, _ = trained
+    return compose_config("recommend", [f"tag_mel_ckpt={ckpts['tag_mel']}", f"captioner_ckpt={ckpts['captioner']}",
+                                        f"index_dir={base / 'index'}", *overrides], tmp_path / "run", data)
+
+
+def photos(trained, folder, n=3):
+    folder.mkdir()
+    for name, _ in trained[3].splits["test"][:n]:
+        shutil.copy(trained[3].image_path(name), folder / name)
+    return folder
+
+
+@pytest.mark.slow
+def test_build_then_recommend_a_folder_with_bad_files(trained, tmp_path, capsys):
+    folder = photos(trained, tmp_path / "photos")
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "text.png").write_text("not an image")
+    good = next(folder.glob("*_*.jpg")).read_bytes()
+    (folder / "truncated.jpg").write_bytes(good[:len(good) // 3])
+    assert recommend(recommend_cfg(trained, tmp_path, "build_index=true", f"image={folder}")) == 0
+    out, err = capsys.readouterr()
+    assert out.count("== ") == 3 and out.count("caption   ") == 3
+    assert "tags      " in out and "title" in out
+    assert "empty.jpg: cannot recommend: empty" in err and "text.png: cannot recommend: not_image" in err
+    assert "truncated.jpg: cannot recommend" in err
+
+
+@pytest.mark.slow
+def test_json_output_and_exit_status(trained, tmp_path, capsys):
+    folder = photos(trained, tmp_path / "photos", n=2)
+    assert recommend(recommend_cfg(trained, tmp_path, "build_index=true", f"image={folder}", "output=json", "k=5")) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert len(results) == 2
+    for r in results:
+        assert r["caption"] and len(r["songs"]) == 5 and abs(sum(r["trail"]["weights"].values()) - 1) < 1e-4
+        assert all({"title", "artist", "genre", "score"} <= set(s) for s in r["songs"])
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "empty.jpg").write_bytes(b"")
+    assert recommend(recommend_cfg(trained, tmp_path, f"image={bad}")) == 1  # none answered
+
+
+@pytest.mark.slow
+def test_missing_and_stale_index_name_the_command(trained, tmp_path):
+    base, _, ckpts, _ = trained
+    folder = photos(trained, tmp_path / "photos", n=1)
+    with pytest.raises(MissingIndex, match="python recommend.py build_index=true"):
+        recommend(recommend_cfg(trained, tmp_path, f"image={folder}", f"index_dir={tmp_path / 'none'}"))
+    recommend(recommend_cfg(trained, tmp_path, "build_index=true", f"index_dir={tmp_path / 'idx'}"))
+    with open(ckpts["tag_mel"], "ab") as f:  # the checkpoint changes after the index was built
+        f.write(b"\0")
+    with pytest.raises(StaleIndex, match="build_index=true"):
+        recommend(recommend_cfg(trained, tmp_path, f"image={folder}", f"index_dir={tmp_path / 'idx'}"))
+
+
+def test_missing_checkpoints_name_the_training_command(tmp_path, data_dir):
+    cfg = compose_config("recommend", ["image=x.jpg"], tmp_path / "run", data_dir)
+    with pytest.raises(FileNotFoundError, match="python train.py model=two_tower"):
+        recommend(cfg)
