@@ -1,7 +1,6 @@
 """caption(cfg): caption one photo, or every photo of a folder, with a trained captioner checkpoint."""
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -12,8 +11,6 @@ from omegaconf import DictConfig
 from mri.data.caption_datamodule import image_transform
 from mri.data.images import BadImage, load_image
 from mri.models.captioner_module import CaptionerModule, load_captioner
-
-log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
@@ -57,6 +54,4 @@ def caption(cfg: DictConfig) -> int:
             print(f"{path}\tcannot caption: {result}", file=sys.stderr, flush=True)
         else:
             print(f"{path}\t{result}", flush=True)
-    if failed:
-        log.warning("%d of %d files could not be captioned", failed, len(paths))
     return failed

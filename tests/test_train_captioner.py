@@ -16,6 +16,7 @@ from mri.train import train
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL_NET = ["model=captioner", "model.net.embed_dim=16", "model.net.hidden_dim=32", "model.net.attention_dim=16"]
+FEW_BATCHES = ["+trainer.limit_train_batches=3", "+trainer.limit_val_batches=1", "+trainer.limit_test_batches=1"]
 
 
 def test_fast_dev_run_with_attention(make_cfg):
@@ -27,7 +28,7 @@ def test_fast_dev_run_with_attention(make_cfg):
 
 def test_checkpoint_captions_photos_alone(make_cfg, tmp_path):
     """One epoch; the checkpoint then captions test images, a folder with a broken file, and via caption.py."""
-    cfg = make_cfg("train", "captions", *SMALL_NET)
+    cfg = make_cfg("train", "captions", *SMALL_NET, *FEW_BATCHES)
     metrics, objects = train(cfg)
     datamodule, ckpt = objects["datamodule"], Path(cfg.paths.output_dir) / "checkpoints" / "best.ckpt"
     assert {"val/bleu4_best", "test/bleu1", "test/bleu2", "test/bleu3", "test/bleu4", "test/cider"} <= set(metrics)
@@ -81,7 +82,7 @@ def _photos(datamodule, folder: Path) -> list[Path]:
 def test_wandb_gets_a_table_of_sample_captions(make_cfg, tmp_path, monkeypatch):
     pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")
-    cfg = make_cfg("train", "captions", *SMALL_NET, "logger=wandb", "logger.wandb.offline=true", "test=false",
+    cfg = make_cfg("train", "captions", *SMALL_NET, *FEW_BATCHES, "logger=wandb", "logger.wandb.offline=true", "test=false",
                    "model.num_samples=3")
     train(cfg)
     tables = list(Path(cfg.paths.output_dir).rglob("samples_*.table.json"))
