@@ -40,7 +40,8 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
 
     metrics: dict = {}
     if cfg.get("train"):
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        # our own checkpoints hold the optimiser partials of the config: not weights-only
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=False)
         metrics.update(trainer.callback_metrics)
     if cfg.get("test"):
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""

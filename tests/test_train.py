@@ -12,6 +12,7 @@ from omegaconf import open_dict
 from mri.data.melon import DataRootError
 from mri.eval import evaluate
 from mri.train import train
+from mri.utils.config import compose_config
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = {"squeezenet": "tag_mel", "two_tower": "tag_mel", "captioner": "captions"}
@@ -70,8 +71,9 @@ def test_eval_scores_a_checkpoint_and_refuses_another_model(make_cfg, tmp_path):
         evaluate(missing)
 
 
-def test_a_missing_data_root_says_where_and_what_to_do(make_cfg, tmp_path):
-    cfg = make_cfg("train", "tag_mel", "model=squeezenet", "data=melon", f"data.root={tmp_path / 'no-melon'}")
+def test_a_missing_data_root_says_where_and_what_to_do(tmp_path):
+    cfg = compose_config("train", ["model=squeezenet", "data=melon", f"data.root={tmp_path / 'no-melon'}",
+                                   "logger=csv"], tmp_path / "run", tmp_path / "data")
     with pytest.raises(DataRootError, match="no-melon"):
         train(cfg)
 
