@@ -111,8 +111,8 @@ class TwoTowerNet(nn.Module):
             nn.Dropout(dropout), nn.Linear(self.backbone.num_features, dim)
         )
         self.tag_embedding = nn.Embedding(num_tags, dim)
-        # start by mapping cosine [-1, 1] onto the target range [0, 1]
-        self.scale = nn.Parameter(torch.tensor(0.5))
+        # a wide initial scale: with 0.5 (cosine [-1, 1] onto [0, 1]) the towers barely learn
+        self.scale = nn.Parameter(torch.tensor(5.0))
         self.bias = nn.Parameter(torch.tensor(0.5))
 
     def encode_songs(self, mels: torch.Tensor) -> torch.Tensor:

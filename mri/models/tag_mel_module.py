@@ -58,8 +58,13 @@ class TagMelModule(LightningModule):
         self.val_best.reset()  # forget the sanity check's value
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        tags, mels, target = batch  # (B,), (B, 1, 48, k), (B,)
-        loss = nn.functional.mse_loss(self.net(tags, mels), target)
+        if batch[0].dim() == 1:  # pairs: (B,) tags, (B, 1, 48, k) mels, (B,) targets
+            tags, mels, target = batch
+            loss = nn.functional.mse_loss(self.net(tags, mels), target)
+        else:  # songs: (B, 1, 48, k) mels, (B, T) targets of every query tag, (B,) positions
+            mels, target, _ = batch
+            tags = torch.arange(target.shape[1], device=self.device)
+            loss = nn.functional.mse_loss(self.net.score_matrix(tags, mels), target.T)
         self.train_loss(loss)
         self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
         return loss
