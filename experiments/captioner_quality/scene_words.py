@@ -1,0 +1,36 @@
+"""Share of test captions that name their photo's scene (generated data: each photo's theme is known).
+
+    python experiments/captioner_quality/scene_words.py <captioner best.ckpt> [--root data/flickr8k-synth-n1500-s0]
+
+A caption counts when it holds one of the scene words of the photo's theme (mri.data.synthetic.themes).
+"""
+from __future__ import annotations
+
+import argparse
+
+from mri.data.caption_datamodule import CaptionDataModule
+from mri.data.synthetic.themes import get_theme
+from mri.models.captioner_module import load_captioner
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("ckpt")
+    parser.add_argument("--root", default="data/flickr8k-synth-n1500-s0", help="generated Flickr8k-format root")
+    args = parser.parse_args()
+    model = load_captioner(args.ckpt)
+    data = CaptionDataModule(root=args.root, generate=None, image_size=model.image_size)
+    data.setup("test")
+    if data.themes is None:
+        raise SystemExit(f"{args.root} has no generated themes (mri_synthetic.json): use generated data")
+    hits = total = 0
+    for images, _, index in data.test_dataloader():
+        for caption, i in zip(model.caption(images), index.tolist()):
+            scene = set(get_theme(data.themes[data.image_names["test"][i]]).scene_words)
+            hits += bool(scene & set(caption.split()))
+            total += 1
+    print(f"scene word in {hits} of {total} test captions: {hits / total:.3f}")
+
+
+if __name__ == "__main__":
+    main()
