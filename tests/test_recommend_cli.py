@@ -56,6 +56,20 @@ def test_build_then_recommend_a_folder_with_bad_files(trained, tmp_path, capsys)
 
 
 @pytest.mark.slow
+def test_wandb_table_of_recommendations_offline(trained, tmp_path, monkeypatch):
+    for var in ("WANDB_API_KEY", "WANDB_MODE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    folder = photos(trained, tmp_path / "photos", n=2)
+    assert recommend(recommend_cfg(trained, tmp_path, "build_index=true", f"image={folder}", "wandb=true")) == 0
+    (run,) = (tmp_path / "run" / "wandb").glob("offline-run-*")
+    tables = list(run.glob("files/media/table/recommendations_*.table.json"))
+    assert len(tables) == 1
+    rows = json.loads(tables[0].read_text())["data"]
+    assert len(rows) == 2 and all(row[1] and row[3] for row in rows)  # caption and songs
+
+
+@pytest.mark.slow
 def test_json_output_and_exit_status(trained, tmp_path, capsys):
     folder = photos(trained, tmp_path / "photos", n=2)
     assert recommend(recommend_cfg(trained, tmp_path, "build_index=true", f"image={folder}", "output=json", "k=5")) == 0

@@ -13,6 +13,7 @@ from mri.data.features import MelFeatures
 from mri.recommend.index import SongIndex
 from mri.utils.checkpoints import read_checkpoint
 from mri.recommend.pipeline import PhotoError, PhotoResult, Recommender, load_tag_mel
+from mri.recommend.wandb_table import log_recommendations
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,8 @@ def recommend(cfg: DictConfig) -> int:
     if cfg.output == "json":
         json.dump([r.to_dict() for r in results], sys.stdout, ensure_ascii=False, indent=1)
         print()
+    if cfg.get("wandb"):
+        log_recommendations(results, cfg.paths.output_dir)
     answered = sum(isinstance(r, PhotoResult) for r in results)
     return 0 if answered else 1
 

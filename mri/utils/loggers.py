@@ -26,20 +26,22 @@ def wandb_credentials_present() -> bool:
         return False
 
 
-def wandb_logger(offline: bool = False, **kwargs) -> WandbLogger:
-    """A WandbLogger that never prompts: offline (files under save_dir, `wandb sync` later) without credentials."""
+def wandb_offline(offline: bool, save_dir: str | Path) -> bool:
+    """Whether W&B must run offline (asked to, or no credentials); then it never prompts or waits on the network."""
     if not offline and os.environ.get("WANDB_MODE") != "online" and not wandb_credentials_present():
-        log.warning(
-            "W&B: no credentials (WANDB_API_KEY or `wandb login`), logging offline under %s/wandb; "
-            "upload later with `wandb sync %s/wandb/offline-run-*`",
-            kwargs.get("save_dir", "."), kwargs.get("save_dir", "."),
-        )
+        log.warning("W&B: no credentials (WANDB_API_KEY or `wandb login`), logging offline under %s/wandb; "
+                    "upload later with `wandb sync %s/wandb/offline-run-*`", save_dir, save_dir)
         offline = True
     if offline:
         os.environ["WANDB_MODE"] = "offline"  # spawned DDP workers inherit it
     os.environ.setdefault("WANDB_SILENT", "true")
-    Path(kwargs.get("save_dir", ".")).mkdir(parents=True, exist_ok=True)
-    return WandbLogger(offline=offline, **kwargs)
+    Path(save_dir).mkdir(parents=True, exist_ok=True)
+    return offline
+
+
+def wandb_logger(offline: bool = False, **kwargs) -> WandbLogger:
+    """A WandbLogger that never prompts: offline (files under save_dir, `wandb sync` later) without credentials."""
+    return WandbLogger(offline=wandb_offline(offline, kwargs.get("save_dir", ".")), **kwargs)
 
 
 def instantiate_group(cfg: DictConfig | None) -> list:
