@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 class PairDataset(Dataset):
-    """`size` (tag, song) pairs a epoch, every training song equally often; half the tags are the song's own.
+    """`size` (tag, song) pairs an epoch, every training song equally often; a share of the tags are the song's own.
 
     Tags are drawn from numpy's global RNG, which Lightning's `seed_everything(workers=True)` seeds
     per process, per worker and per epoch: runs repeat, epochs differ.
@@ -83,7 +83,8 @@ class TagMelDataModule(LightningDataModule):
     def __init__(self, root: str, cache_dir: str, generate: dict | None = None, features: dict | None = None,
                  num_tags: int = 64, min_tag_count: int = 1, similarity_dim: int | None = 16, val_fraction: float = 0.1,
                  test_fraction: float = 0.1, split_seed: int = 0, pairs_per_epoch: int = 20000,
-                 own_tag_fraction: float = 0.5, train_batches: str = "pairs", batch_size: int = 256, eval_batch_size: int = 512,
+                 own_tag_fraction: float = 0.2, train_batches: str = "pairs", batch_size: int = 256,
+                 eval_batch_size: int = 512,
                  num_workers: int = 0, report_dir: str | None = None):
         super().__init__()
         self.save_hyperparameters(logger=False)
