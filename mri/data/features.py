@@ -71,13 +71,13 @@ class MelFeatures:
 
     def positions(self, song_ids: np.ndarray) -> np.ndarray:
         """Rows of the given songs; KeyError naming the first song that has no features."""
-        pos = np.searchsorted(self.song_ids, song_ids).clip(max=len(self.song_ids) - 1)
-        missing = self.song_ids[pos] != song_ids
+        missing = ~self.has(song_ids)
         if missing.any():
             raise KeyError(f"song {int(np.asarray(song_ids)[missing][0])} has no features in {self.folder}")
-        return pos
+        return np.searchsorted(self.song_ids, song_ids)
 
     def has(self, song_ids: np.ndarray) -> np.ndarray:
+        """Whether each song has a row: (n,) bool."""
         pos = np.searchsorted(self.song_ids, song_ids).clip(max=max(len(self.song_ids) - 1, 0))
         return self.song_ids[pos] == song_ids
 

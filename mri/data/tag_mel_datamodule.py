@@ -84,9 +84,10 @@ class TagMelDataModule(LightningDataModule):
                  num_tags: int = 64, min_tag_count: int = 1, similarity_dim: int | None = 16, val_fraction: float = 0.1,
                  test_fraction: float = 0.1, split_seed: int = 0, pairs_per_epoch: int = 20000,
                  own_tag_fraction: float = 0.2, train_batches: str = "pairs", batch_size: int = 256,
-                 eval_batch_size: int = 512,
-                 num_workers: int = 0, report_dir: str | None = None):
+                 eval_batch_size: int = 512, num_workers: int = 0, report_dir: str | None = None):
         super().__init__()
+        if train_batches not in ("pairs", "songs"):
+            raise ValueError(f"data.train_batches must be 'pairs' or 'songs', not {train_batches!r}")
         self.save_hyperparameters(logger=False)
         self.root, self.cache_dir = Path(root), Path(cache_dir)
         self.spec = FeatureSpec(**(features or {}))
@@ -117,8 +118,6 @@ class TagMelDataModule(LightningDataModule):
         usable = self.song_tags.tagged(self.store.song_ids)  # have features and tags
         self.splits = split_songs(usable, hp.val_fraction, hp.test_fraction, hp.split_seed)
         rows = {name: self.store.positions(ids) for name, ids in self.splits.items()}
-        if hp.train_batches not in ("pairs", "songs"):
-            raise ValueError(f"data.train_batches must be 'pairs' or 'songs', not {hp.train_batches!r}")
         self.datasets = {name: SongDataset(self.store, rows[name], self.splits[name], self.song_tags, self.sim)
                          for name in ("train", "val", "test")}
         if hp.train_batches == "pairs":
