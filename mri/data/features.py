@@ -8,27 +8,33 @@ A store is a folder, built once per (data root, PCA settings) and reused across 
     report.json    missing, unreadable, odd-shaped, non-finite and all-zero mel files, counted and listed
     meta.json      settings, explained variance, per-(band, component) mean and std; written last
 
-It is built in a temporary sibling folder and renamed into place, so a half-built store never looks complete.
+It is built part by part in a workspace beside it (mri.data.feature_parts: resumable, parallel, shardable),
+then merged in a temporary sibling folder and renamed into place, so a half-built store never looks complete.
+`python preprocess.py` builds one with worker processes or as shards; training builds it in-process if absent.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
 import shutil
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 
-from mri.data.melon import N_FRAMES, N_MELS, BadMel, MelReport, load_mel, mel_path
-from mri.data.pca import GlobalTimeBasis, per_song_pca
+from mri.data.feature_parts import (PART_SIZE, Mapper, PartDone, PartJob, Workspace, basis_moments, featurise_part,
+                                    spec_dict, worker_map)
+from mri.data.melon import N_FRAMES, N_MELS, BadMel, MelReport
+from mri.data.pca import GlobalTimeBasis
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: float32 PCA arithmetic, stores built part by part
 MODES = ("per_song", "global")
 
 
@@ -40,7 +46,7 @@ class FeatureSpec:
     n_components: int = 20
     n_frames: int = N_FRAMES  # mels of other lengths are cropped or padded to this
     basis_songs: int = 2000  # global mode: songs the time basis is fitted on (evenly spaced)
-    chunk: int = 256  # songs per PCA batch
+    chunk: int = 64  # songs per PCA batch: bounds each process's memory (~60 MB)
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -90,81 +96,161 @@ class MelFeatures:
         return (self.features[rows].astype(np.float32) - self.mean) / self.scale
 
 
+class IncompleteBuild(RuntimeError):
+    """A merge asked for before every part of the catalogue is featurised."""
+
+
+class StoreBuilder:
+    """Builds the store of `song_ids` under `cache_dir` part by part, resumably; merge() makes the store.
+
+    Steps: fit_basis (global mode; fitted once, saved in the workspace), run (featurise parts, in any
+    order, in any process), merge (check every part is there, write the store, drop the workspace).
+    """
+
+    def __init__(self, root: str | Path, spec: FeatureSpec, cache_dir: str | Path, song_ids: Sequence[int],
+                 part_size: int = PART_SIZE):
+        self.root, self.spec = Path(root), spec
+        self.folder = Path(cache_dir) / spec.key(self.root)
+        self.song_ids = np.unique(np.asarray(song_ids, dtype=np.int64))  # (N,) sorted
+        self.part_size = part_size
+        self._workspace: Workspace | None = None
+
+    def built(self) -> bool:
+        return (self.folder / "meta.json").is_file()
+
+    @property
+    def workspace(self) -> Workspace:
+        if self._workspace is None:
+            self._workspace = Workspace.open(self.folder.with_name(f"{self.folder.name}.work"), self.song_ids,
+                                             spec_dict(self.spec), self.part_size)
+        return self._workspace
+
+    @property
+    def n_parts(self) -> int:
+        return self.workspace.n_parts(len(self.song_ids))
+
+    def todo(self, shard: int = 0, num_shards: int = 1) -> list[int]:
+        """Unfinished parts of this shard (part p belongs to shard p % num_shards)."""
+        if not 0 <= shard < num_shards:
+            raise ValueError(f"shard must be in 0..{num_shards - 1} for num_shards={num_shards}, not {shard}")
+        return [p for p in range(shard, self.n_parts, num_shards) if not self.workspace.done(p)]
+
+    def check_disk(self) -> None:
+        """Fail before starting when the disk cannot hold the unfinished parts and the merged store."""
+        per_song = N_MELS * self.spec.n_components * 2 + 8 + 8  # float16 features, id, explained variance
+        todo = len(self.todo()) * self.part_size
+        need = per_song * (min(todo, len(self.song_ids)) + len(self.song_ids)) * 1.1 + 64e6
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(self.folder.parent).free
+        if free < need:
+            raise OSError(errno.ENOSPC, f"building mel features of {len(self.song_ids):,} songs needs about "
+                          f"{need / 1e9:.2f} GB free in {self.folder.parent} (parts, then the merged store); "
+                          f"only {free / 1e9:.2f} GB is free. Free space or point data.cache_dir at a larger disk")
+
+    def fit_basis(self, mapper: Mapper) -> GlobalTimeBasis | None:
+        """The global time basis (None in per-song mode): loaded if saved, else fitted on evenly spaced songs."""
+        if self.spec.mode != "global":
+            return None
+        path = self.workspace.basis_path
+        if path.is_file():
+            return GlobalTimeBasis.load(path)
+        ids = self.song_ids[::max(1, len(self.song_ids) // self.spec.basis_songs)][:self.spec.basis_songs]
+        chunks = [ids[i:i + self.spec.chunk] for i in range(0, len(ids), self.spec.chunk)]
+        basis = GlobalTimeBasis(self.spec.n_frames)
+        for moments in mapper.ordered(partial(basis_moments, self.root, n_frames=self.spec.n_frames), chunks):
+            basis.add(moments)  # summed in a fixed order: the same basis whatever the number of workers
+        self.workspace.save_basis(basis.finish(self.spec.n_components))
+        return basis
+
+    def run(self, mapper: Mapper, parts: Sequence[int]) -> Iterator[PartDone]:
+        """Featurise these parts, yielding each as it is saved."""
+        basis = self.fit_basis(mapper)
+        jobs = (PartJob(p, self.root, self.workspace.part_ids(self.song_ids, p), self.spec.n_frames,
+                        self.spec.n_components, self.spec.chunk, basis) for p in parts)
+        yield from mapper.unordered(partial(featurise_part, workspace=self.workspace), jobs)
+
+    def merge(self) -> MelFeatures:
+        """Write the store from every part (IncompleteBuild names missing ones) and drop the workspace."""
+        ws = self.workspace
+        missing = [p for p in range(self.n_parts) if not ws.done(p)]
+        if missing:
+            shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+            raise IncompleteBuild(f"{len(missing)} of {self.n_parts} parts are not featurised yet ({shown}) in "
+                                  f"{ws.folder}: run the shards that own them (part p belongs to shard "
+                                  "p % num_shards), or run without shard= to finish them here")
+        tmp = self.folder.with_name(f"{self.folder.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            self._write_store(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        os.replace(tmp, self.folder)
+        shutil.rmtree(ws.folder)
+        store = MelFeatures(self.folder)
+        log.info("mel features: %d of %d songs, %s PCA keeps %.1f%% of the variance (mean per song); %s",
+                 len(store), len(self.song_ids), self.spec.mode, 100 * store.meta["explained_variance"]["mean"],
+                 store.meta["report"])
+        return store
+
+    def _write_store(self, tmp: Path) -> None:
+        """features.npy, song_ids.npy, report.json, basis.npz and, last, meta.json from every part into `tmp`."""
+        ws = self.workspace
+        n = sum(ws.part_length(p) for p in range(self.n_parts))
+        if n == 0:
+            raise BadMel("missing", f"no readable mel file among {len(self.song_ids)} songs under "
+                                    f"{self.root / 'arena_mel'}")
+        features = np.lib.format.open_memmap(tmp / "features.npy", "w+", np.float16,
+                                             (n, N_MELS, self.spec.n_components))
+        kept, explained, report, row = [], [], MelReport(), 0
+        for p in range(self.n_parts):
+            part = ws.read_part(p)
+            features[row:row + len(part.song_ids)] = part.features
+            row += len(part.song_ids)
+            kept.append(part.song_ids)
+            explained.append(part.explained)
+            report.merge(part.report)
+        features.flush()
+        mean, std = _moments(features)
+        del features
+        np.save(tmp / "song_ids.npy", np.concatenate(kept))
+        report.write(tmp / "report.json")
+        if ws.basis_path.is_file():
+            shutil.copy2(ws.basis_path, tmp / "basis.npz")
+        explained = np.concatenate(explained)
+        meta = {
+            "spec": asdict(self.spec), "root": str(self.root.resolve()), "n_songs": n,
+            "n_requested": len(self.song_ids),
+            "explained_variance": {"mean": float(explained.mean()), "std": float(explained.std()),
+                                   "min": float(explained.min()), "max": float(explained.max())},
+            "report": report.summary(), "missing_folders": _missing_folders(report, self.song_ids),
+            "mean": mean.tolist(), "std": std.tolist(),
+        }
+        if ws.basis_path.is_file():
+            meta["basis_explained_variance"] = GlobalTimeBasis.load(ws.basis_path).explained_variance_ratio
+        (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1))
+
+
 def build_features(root: str | Path, spec: FeatureSpec, cache_dir: str | Path,
-                   song_ids: Sequence[int]) -> MelFeatures:
-    """The store for these songs' mels under `cache_dir`, built unless an identical one exists."""
-    root = Path(root)
-    folder = Path(cache_dir) / spec.key(root)
-    if (folder / "meta.json").is_file():
-        return MelFeatures(folder)
-    tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    song_ids = np.asarray(sorted(song_ids), dtype=np.int64)
-    report = MelReport()
-    basis = _fit_basis(root, spec, song_ids, tmp) if spec.mode == "global" else None
-
-    staged = np.lib.format.open_memmap(tmp / "staged.npy", "w+", np.float16, (len(song_ids), N_MELS, spec.n_components))
-    kept, explained = [], []
-    for ids, mels in _read_chunks(root, song_ids, spec, report):
-        feats, ratio = per_song_pca(mels, spec.n_components) if basis is None else basis.transform(mels)
-        staged[len(kept):len(kept) + len(ids)] = feats
-        kept.extend(ids)
-        explained.extend(ratio)
-    n = len(kept)
-    if n == 0:
-        shutil.rmtree(tmp)
-        raise BadMel("missing", f"no readable mel file among {len(song_ids)} songs under {root / 'arena_mel'}")
-    features = np.lib.format.open_memmap(tmp / "features.npy", "w+", np.float16, (n, N_MELS, spec.n_components))
-    features[:] = staged[:n]
-    features.flush()
-    mean, std = _moments(features)
-    del staged, features
-    (tmp / "staged.npy").unlink()
-    np.save(tmp / "song_ids.npy", np.asarray(kept, dtype=np.int64))
-    report.write(tmp / "report.json")
-    explained = np.asarray(explained)
-    meta = {
-        "spec": asdict(spec), "root": str(root.resolve()), "n_songs": n, "n_requested": len(song_ids),
-        "explained_variance": {"mean": float(explained.mean()), "std": float(explained.std()),
-                               "min": float(explained.min()), "max": float(explained.max())},
-        "report": report.summary(), "mean": mean.tolist(), "std": std.tolist(),
-    }
-    (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1))
-    os.replace(tmp, folder)
-    log.info("mel features: %d of %d songs, %s PCA keeps %.1f%% of the variance (mean per song); %s",
-             n, len(song_ids), spec.mode, 100 * explained.mean(), report.summary())
-    return MelFeatures(folder)
+                   song_ids: Sequence[int], workers: int = 0) -> MelFeatures:
+    """The store for these songs' mels under `cache_dir`, built (resuming an interrupted build) unless it exists."""
+    builder = StoreBuilder(root, spec, cache_dir, song_ids)
+    if builder.built():
+        return MelFeatures(builder.folder)
+    builder.check_disk()
+    with worker_map(workers) as mapper:
+        for _ in builder.run(mapper, builder.todo()):
+            pass
+    return builder.merge()
 
 
-def _read_chunks(root: Path, song_ids: np.ndarray, spec: FeatureSpec,
-                 report: MelReport) -> Iterator[tuple[list[int], np.ndarray]]:
-    """Readable mels in chunks: (ids, (n, 48, n_frames) float32); bad files go to the report."""
-    for start in range(0, len(song_ids), spec.chunk):
-        ids, mels = [], []
-        for song in song_ids[start:start + spec.chunk]:
-            try:
-                mel = load_mel(mel_path(root, int(song)), spec.n_frames)
-            except BadMel as err:
-                report.add(int(song), err.reason, err.detail)
-                continue
-            if mel.odd_length:
-                report.add(int(song), "odd_length", f"{mel.frames} frames")
-            ids.append(int(song))
-            mels.append(mel.data)
-        if ids:
-            yield ids, np.stack(mels)
-
-
-def _fit_basis(root: Path, spec: FeatureSpec, song_ids: np.ndarray, folder: Path) -> GlobalTimeBasis:
-    """Fit the shared time basis on evenly spaced songs; saved beside the features."""
-    step = max(1, len(song_ids) // spec.basis_songs)
-    basis = GlobalTimeBasis(spec.n_frames)
-    for _, mels in _read_chunks(root, song_ids[::step][:spec.basis_songs], spec, MelReport()):
-        basis.partial_fit(mels)
-    basis.finish(spec.n_components)
-    basis.save(folder / "basis.npz")
-    return basis
+def _missing_folders(report: MelReport, song_ids: np.ndarray) -> list[int]:
+    """arena_mel folders (song_id // 1000) none of whose catalogue songs has a file, e.g. the real 225."""
+    missing = np.asarray(report.items("missing"), dtype=np.int64)
+    folders, wanted = np.unique(song_ids // 1000, return_counts=True)
+    absent = dict(zip(*np.unique(missing // 1000, return_counts=True)))
+    return [int(f) for f, n in zip(folders, wanted) if absent.get(f, 0) == n]
 
 
 def _moments(features: np.ndarray, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:

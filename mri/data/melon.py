@@ -49,6 +49,15 @@ def check_root(root: str | os.PathLike) -> Path:
     return root
 
 
+def check_mel_root(root: str | os.PathLike) -> Path:
+    """check_root, and the arena_mel/ folder the mels unpack to."""
+    root = check_root(root)
+    if not (root / MEL_DIR).is_dir():
+        raise DataRootError(root, f"has no {MEL_DIR}/ folder: unpack arena_mel_{{0..39}}.tar there "
+                                  f"({MEL_DIR}/{{song_id // 1000}}/{{song_id}}.npy)")
+    return root
+
+
 def _read_json(path: Path):
     with open(path, encoding="utf-8") as f:
         return json.load(f)
@@ -93,6 +102,16 @@ class Song:
 def read_songs(root: str | os.PathLike) -> list[Song]:
     """All songs of song_meta.json, in file order (ids 0..n-1 in the release)."""
     return [Song.from_record(r) for r in _read_json(check_root(root) / "song_meta.json")]
+
+
+def read_song_ids(root: str | os.PathLike) -> np.ndarray:
+    """The ids of song_meta.json, sorted: (n,) int64, without keeping the records (a few MB for 707,989 songs)."""
+    path = check_root(root) / "song_meta.json"
+    with open(path, encoding="utf-8") as f:
+        ids = json.load(f, object_hook=lambda r: r.get("id", r))  # each record becomes its id as soon as it is read
+    if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+        raise ValueError(f"{path} is not a list of song records with integer ids")
+    return np.unique(np.asarray(ids, dtype=np.int64))
 
 
 @dataclass(frozen=True)
@@ -182,16 +201,17 @@ def load_mel(path: str | os.PathLike, n_frames: int = N_FRAMES) -> Mel:
         raise BadMel("unreadable", f"not a numeric array: {getattr(a, 'dtype', type(a).__name__)}")
     if a.ndim != 2 or a.shape[0] != N_MELS or a.shape[1] == 0:
         raise BadMel("shape", str(a.shape))
-    a = a.astype(np.float32)  # (N_MELS, T)
-    if not np.isfinite(a).all():
+    a = a.astype(np.float32, copy=False)  # (N_MELS, T)
+    lo, hi = a.min(), a.max()  # NaN and inf show in these: two cheap passes instead of an isfinite mask
+    if not (np.isfinite(lo) and np.isfinite(hi)):
         raise BadMel("non_finite", f"{np.count_nonzero(~np.isfinite(a))} values")
-    if not a.any():
+    if lo == 0 and hi == 0:
         raise BadMel("all_zero")
     frames = a.shape[1]
     if frames > n_frames:
         a = a[:, :n_frames]
     elif frames < n_frames:
-        a = np.pad(a, ((0, 0), (0, n_frames - frames)), constant_values=a.min())
+        a = np.pad(a, ((0, 0), (0, n_frames - frames)), constant_values=lo)
     return Mel(np.ascontiguousarray(a), frames)  # (N_MELS, n_frames)
 
 

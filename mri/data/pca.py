@@ -18,9 +18,9 @@ def per_song_pca(mels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     Computed through the (48, 48) Gram matrix, so the cost is linear in T.
     Signs are fixed (largest |score| of each component positive) so equal inputs give equal features.
     """
-    x = mels.astype(np.float64)
-    x -= x.mean(axis=1, keepdims=True)  # centre each frame over the bands: (B, 48, T)
-    gram = x @ x.transpose(0, 2, 1)  # (B, 48, 48)
+    x = mels.astype(np.float32, copy=False)
+    x = x - x.mean(axis=1, keepdims=True)  # centre each frame over the bands: (B, 48, T)
+    gram = (x @ x.transpose(0, 2, 1)).astype(np.float64)  # (B, 48, 48); float32 products, ample for float16 output
     eigval, eigvec = np.linalg.eigh(gram)  # ascending
     eigval, eigvec = eigval[:, ::-1].clip(min=0), eigvec[:, :, ::-1]
     scores = eigvec[:, :, :k] * np.sqrt(eigval[:, None, :k])  # (B, 48, k) = U S
@@ -48,6 +48,13 @@ class GlobalTimeBasis:
         self.row_sum += rows.sum(axis=0)
         self.gram += rows.T @ rows
 
+    def add(self, other: GlobalTimeBasis) -> GlobalTimeBasis:
+        """Sum another basis's moments into this one (moments fitted apart, e.g. in worker processes)."""
+        self.n_rows += other.n_rows
+        self.row_sum += other.row_sum
+        self.gram += other.gram
+        return self
+
     def finish(self, k: int) -> "GlobalTimeBasis":
         if self.n_rows < 2:
             raise ValueError("the global PCA basis needs at least one readable mel to fit on")
@@ -57,14 +64,15 @@ class GlobalTimeBasis:
         eigval, eigvec = eigval[::-1].clip(min=0), eigvec[:, ::-1]
         self.components = eigvec[:, :k].copy()
         self.explained_variance_ratio = float(eigval[:k].sum() / eigval.sum())
+        self.row_sum = self.gram = None  # (T, T) moments dropped once the basis is fixed: it travels to workers
         return self
 
     def transform(self, mels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """mels (B, 48, T) -> features (B, 48, k), explained variance ratio per song (B,)."""
-        x = mels.astype(np.float64) - self.mean  # (B, 48, T)
-        scores = x @ self.components  # (B, 48, k)
-        total = (x**2).sum(axis=(1, 2))
-        kept = (scores**2).sum(axis=(1, 2))
+        x = mels.astype(np.float32, copy=False) - self.mean.astype(np.float32)  # (B, 48, T)
+        scores = x @ self.components.astype(np.float32)  # (B, 48, k); float32: ample for float16 output
+        total = np.einsum("bft,bft->b", x, x, dtype=np.float64)
+        kept = np.einsum("bfk,bfk->b", scores, scores, dtype=np.float64)
         explained = np.divide(kept, total, out=np.ones_like(total), where=total > 0)
         return scores.astype(np.float32), explained
 
@@ -76,5 +84,6 @@ class GlobalTimeBasis:
         with np.load(path) as z:
             basis = cls(len(z["mean"]))
             basis.mean, basis.components = z["mean"], z["components"]
+            basis.row_sum = basis.gram = None
             basis.explained_variance_ratio = float(z["explained"])
         return basis

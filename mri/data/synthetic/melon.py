@@ -121,8 +121,9 @@ def _pick(rng: np.random.Generator, seq):
 class _Plan:
     """Per-song themes, mixes, popularity and quirks; per-playlist themes and splits."""
 
-    def __init__(self, n_songs, n_playlists, seed, secondary_rate, noise_rate, quirk_rates, write_mels):
+    def __init__(self, n_songs, n_playlists, seed, secondary_rate, noise_rate, quirk_rates, write_mels, mel_dtype):
         rng, k = _rng(seed, _PLAN), len(THEMES)
+        self.mel_dtype = np.dtype(mel_dtype)
         self.theme = rng.integers(0, k, n_songs)  # (S,) primary theme index
         mixed = rng.random(n_songs) < secondary_rate
         noise = ~mixed & (rng.random(n_songs) < noise_rate)  # sounds entirely like another theme
@@ -189,13 +190,13 @@ def _npy_bytes(a: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _mel_bytes(seed: int, song_id: int, mix, quirk: str | None, frames: int) -> bytes | None:
-    """The bytes of one song's .npy (None: no file) as the release stores it: float16."""
+def _mel_bytes(seed: int, song_id: int, mix, quirk: str | None, frames: int, dtype: np.dtype) -> bytes | None:
+    """The bytes of one song's .npy (None: no file) in `dtype` (the release's is undocumented; its size says float32)."""
     if quirk == "missing_mel":
         return None
     if quirk == "all_zero_mel":
-        return _npy_bytes(np.zeros((N_MELS, N_FRAMES), np.float16))
-    data = _npy_bytes(render_mel(mix, _rng(seed, _MEL, song_id), frames).astype(np.float16))
+        return _npy_bytes(np.zeros((N_MELS, N_FRAMES), dtype))
+    data = _npy_bytes(render_mel(mix, _rng(seed, _MEL, song_id), frames).astype(dtype))
     if quirk == "corrupt_mel":  # half of them truncated, half not .npy at all
         return data[: len(data) // 2] if song_id % 2 else b"<html>404 Not Found</html>\n"
     return data
@@ -205,7 +206,7 @@ def _write_mel_folder(root: Path, seed: int, plan: _Plan, folder: int) -> None:
     """Write the mels of songs folder*1000 ... folder*1000+999 (one arena_mel folder)."""
     for song_id in range(folder * 1000, min(folder * 1000 + 1000, len(plan.theme))):
         quirk = plan.mel_quirk.get(song_id)
-        data = _mel_bytes(seed, song_id, plan.mix(song_id), quirk, plan.frames.get(song_id, N_FRAMES))
+        data = _mel_bytes(seed, song_id, plan.mix(song_id), quirk, plan.frames.get(song_id, N_FRAMES), plan.mel_dtype)
         if data is not None:
             path = mel_path(root, song_id)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -499,14 +500,18 @@ def generate_melon(
     quirks: bool = True,
     quirk_rates: dict[str, float] | None = None,
     write_mels: bool = True,
+    mel_dtype: str = "float16",
     workers: int = 1,
 ) -> Path:
     """Write a Melon-format root (same seed, same bytes) and return it; a complete root is kept as is.
 
     secondary_rate: share of songs mixing in a second theme (weight 0.2-0.45); noise_rate: share of
     the others that sound like another theme; in_theme: share of a playlist's songs from its theme;
-    quirk_rates: overrides of QUIRK_RATES (all 0 when quirks=False); workers: processes for mels.
+    quirk_rates: overrides of QUIRK_RATES (all 0 when quirks=False); mel_dtype: float16 (half the disk) or
+    float32 (the real files' size: 360 kB each, 240 GB for 707,989 songs); workers: processes for mels.
     """
+    if mel_dtype not in ("float16", "float32"):
+        raise ValueError(f"mel_dtype must be float16 or float32, not {mel_dtype!r}")
     rates = {**QUIRK_RATES, **(quirk_rates or {})} if quirks else dict.fromkeys(QUIRK_RATES, 0.0)
     if set(rates) != set(QUIRK_RATES):
         unknown = sorted(set(rates) - set(QUIRK_RATES))
@@ -514,11 +519,11 @@ def generate_melon(
     params = dict(
         version=FORMAT_VERSION, n_songs=n_songs, n_playlists=n_playlists, seed=seed,
         secondary_rate=secondary_rate, noise_rate=noise_rate, in_theme=in_theme,
-        quirk_rates=rates, write_mels=write_mels,
+        quirk_rates=rates, write_mels=write_mels, mel_dtype=mel_dtype,
     )
 
     def build(tmp: Path) -> None:
-        plan = _Plan(n_songs, n_playlists, seed, secondary_rate, noise_rate, rates, write_mels)
+        plan = _Plan(n_songs, n_playlists, seed, secondary_rate, noise_rate, rates, write_mels, mel_dtype)
         n_artists = max(3 * len(THEMES), n_songs // 8)
         with _JsonList(tmp / "song_meta.json") as songs:
             for song_id in range(n_songs):
