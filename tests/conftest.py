@@ -7,6 +7,8 @@ import pytest
 import torch
 from omegaconf import DictConfig
 
+from mri.data.flickr import find_flickr
+from mri.train import train
 from mri.utils.config import CONFIGS, compose_config  # noqa: F401 (CONFIGS is used by tests)
 
 # Small enough for seconds per test on 2 CPU cores, large enough that every split has songs/images.
@@ -38,6 +40,28 @@ def make_cfg(tmp_path, data_dir):
                               tmp_path / "run", data_dir)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """Tiny two-tower and captioner checkpoints, and the generated data they were trained on."""
+    base = tmp_path_factory.mktemp("recommend")
+    data = base / "data"
+    ckpts = {}
+    for name, model, group in (("tag_mel", "two_tower", "tag_mel"), ("captioner", "captioner", "captions")):
+        cfg = compose_config("train", [*TINY[group], f"model={model}", "trainer.max_epochs=1", "logger=csv",
+                                       "test=false"], base / name, data)
+        train(cfg)
+        ckpts[name] = base / name / "checkpoints" / "best.ckpt"
+    flickr = find_flickr(next(data.glob("flickr8k-synth-*")))
+    return base, data, ckpts, flickr
+
+
+def recommend_cfg(trained, tmp_path: Path, *overrides: str, config_name: str = "recommend") -> DictConfig:
+    """recommend.yaml (or serve.yaml) on the trained checkpoints, the index in the trained base folder."""
+    base, data, ckpts, _ = trained
+    return compose_config(config_name, [f"tag_mel_ckpt={ckpts['tag_mel']}", f"captioner_ckpt={ckpts['captioner']}",
+                                        f"index_dir={base / 'index'}", *overrides], tmp_path / "run", data)
 
 
 def run_if_gpus(n: int):

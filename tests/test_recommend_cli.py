@@ -4,33 +4,10 @@ import shutil
 
 import pytest
 
-from mri.data.flickr import find_flickr
 from mri.recommend.command import recommend
 from mri.recommend.index import MissingIndex, StaleIndex
-from mri.train import train
 from mri.utils.config import compose_config
-from tests.conftest import TINY
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """Tiny two-tower and captioner checkpoints, and the generated data they were trained on."""
-    base = tmp_path_factory.mktemp("recommend")
-    data = base / "data"
-    ckpts = {}
-    for name, model, group in (("tag_mel", "two_tower", "tag_mel"), ("captioner", "captioner", "captions")):
-        cfg = compose_config("train", [*TINY[group], f"model={model}", "trainer.max_epochs=1", "logger=csv",
-                                       "test=false"], base / name, data)
-        train(cfg)
-        ckpts[name] = base / name / "checkpoints" / "best.ckpt"
-    flickr = find_flickr(next(data.glob("flickr8k-synth-*")))
-    return base, data, ckpts, flickr
-
-
-def recommend_cfg(trained, tmp_path, *overrides):
-    base, data, ckpts, _ = trained
-    return compose_config("recommend", [f"tag_mel_ckpt={ckpts['tag_mel']}", f"captioner_ckpt={ckpts['captioner']}",
-                                        f"index_dir={base / 'index'}", *overrides], tmp_path / "run", data)
+from tests.conftest import recommend_cfg
 
 
 def photos(trained, folder, n=3):
@@ -86,15 +63,16 @@ def test_json_output_and_exit_status(trained, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_missing_and_stale_index_name_the_command(trained, tmp_path):
-    base, _, ckpts, _ = trained
     folder = photos(trained, tmp_path / "photos", n=1)
     with pytest.raises(MissingIndex, match="python recommend.py build_index=true"):
         recommend(recommend_cfg(trained, tmp_path, f"image={folder}", f"index_dir={tmp_path / 'none'}"))
-    recommend(recommend_cfg(trained, tmp_path, "build_index=true", f"index_dir={tmp_path / 'idx'}"))
-    with open(ckpts["tag_mel"], "ab") as f:  # the checkpoint changes after the index was built
+    run = shutil.copytree(trained[0] / "tag_mel", tmp_path / "tag_mel")  # the shared checkpoint stays as it is
+    ckpt = f"tag_mel_ckpt={run / 'checkpoints' / 'best.ckpt'}"
+    recommend(recommend_cfg(trained, tmp_path, "build_index=true", f"index_dir={tmp_path / 'idx'}", ckpt))
+    with open(run / "checkpoints" / "best.ckpt", "ab") as f:  # the checkpoint changes after the index was built
         f.write(b"\0")
     with pytest.raises(StaleIndex, match="build_index=true"):
-        recommend(recommend_cfg(trained, tmp_path, f"image={folder}", f"index_dir={tmp_path / 'idx'}"))
+        recommend(recommend_cfg(trained, tmp_path, f"image={folder}", f"index_dir={tmp_path / 'idx'}", ckpt))
 
 
 def test_missing_checkpoints_name_the_training_command(tmp_path, data_dir):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +36,24 @@ def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     max_pixels: images with more pixels are refused (too_large) from their header; PIL's own limit
     (Image.MAX_IMAGE_PIXELS) also applies, its warning and error both become too_large.
     """
-    path = Path(path)
+    with _opened(Path(path), max_pixels) as im:
+        im.load()
+        return _to_rgb(ImageOps.exif_transpose(im))
+
+
+def read_header(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
+                formats: Sequence[str] | None = None) -> tuple[str, int, int]:
+    """(PIL format name, width, height) from the header alone, no pixel decoded; BadImage as load_image raises it.
+
+    formats: the PIL formats accepted (e.g. ("JPEG", "PNG", "WEBP")); any other file is not_image.
+    """
+    with _opened(Path(path), max_pixels, formats) as im:
+        return im.format, *im.size
+
+
+@contextmanager
+def _opened(path: Path, max_pixels: int, formats: Sequence[str] | None = None) -> Iterator[Image.Image]:
+    """The image with its header read; PIL's errors, also those of the caller's decoding, become BadImage."""
     if not path.is_file():
         raise BadImage("missing", str(path))
     if path.stat().st_size == 0:
@@ -42,12 +61,11 @@ def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:  # reads the header only
+            with Image.open(path, formats=formats) as im:  # reads the header only
                 width, height = im.size
                 if width * height > max_pixels:
                     raise BadImage("too_large", f"{width}x{height} > {max_pixels} pixels: {path}")
-                im.load()
-                return _to_rgb(ImageOps.exif_transpose(im))
+                yield im
     except BadImage:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:

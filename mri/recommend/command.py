@@ -41,8 +41,11 @@ def latest_checkpoint(log_dir: str | Path, kind: str) -> Path:
                             f"or pass its path")
 
 
-def checkpoints(cfg: DictConfig) -> dict[str, Path | None]:
-    """The checkpoints a run uses: explicit paths, or the latest runs under paths.log_dir."""
+def checkpoints(cfg: DictConfig, photos: bool) -> dict[str, Path | None]:
+    """The checkpoints a run uses: explicit paths, or the latest runs under paths.log_dir.
+
+    photos: whether photos are answered (the captioner is needed then).
+    """
     def pick(key: str, kind: str) -> Path:
         path = Path(cfg[key]) if cfg.get(key) else latest_checkpoint(cfg.paths.log_dir, kind)
         if not path.is_file():
@@ -50,7 +53,7 @@ def checkpoints(cfg: DictConfig) -> dict[str, Path | None]:
         return path
 
     return {"tag_mel": pick("tag_mel_ckpt", "two_tower"),
-            "captioner": pick("captioner_ckpt", "captioner") if cfg.get("image") else None,
+            "captioner": pick("captioner_ckpt", "captioner") if photos else None,
             "rerank": pick("rerank_ckpt", "early_fusion") if cfg.get("rerank") else None}
 
 
@@ -83,7 +86,7 @@ def build_index(cfg: DictConfig, tag_mel_ckpt: Path) -> SongIndex:
 
 def recommend(cfg: DictConfig) -> int:
     """Build the index (build_index=true) and/or answer cfg.image; returns the exit status."""
-    ckpts = checkpoints(cfg)
+    ckpts = checkpoints(cfg, photos=bool(cfg.get("image")))
     if cfg.build_index:
         build_index(cfg, ckpts["tag_mel"])
     if not cfg.get("image"):
@@ -93,10 +96,7 @@ def recommend(cfg: DictConfig) -> int:
     paths = image_paths(cfg.image)
     if not paths:
         raise FileNotFoundError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in {cfg.image}")
-    recommender = Recommender.load(ckpts["captioner"], ckpts["tag_mel"], index_dir(cfg, ckpts["tag_mel"]),
-                                   ckpts["rerank"], bridge=OmegaConf.to_container(cfg.bridge),
-                                   rerank_top=cfg.rerank_top, beam_size=cfg.get("beam_size"),
-                                   batch_size=cfg.batch_size)
+    recommender = load_recommender(cfg, ckpts)
     results = list(_answer(recommender, paths, cfg))
     if cfg.output == "json":
         json.dump([r.to_dict() for r in results], sys.stdout, ensure_ascii=False, indent=1)
@@ -105,6 +105,13 @@ def recommend(cfg: DictConfig) -> int:
         log_recommendations(results, cfg.paths.output_dir)
     answered = sum(isinstance(r, PhotoResult) for r in results)
     return 0 if answered else 1
+
+
+def load_recommender(cfg: DictConfig, ckpts: dict[str, Path | None]) -> Recommender:
+    """The Recommender of these checkpoints, with the index, bridge and search settings of cfg."""
+    return Recommender.load(ckpts["captioner"], ckpts["tag_mel"], index_dir(cfg, ckpts["tag_mel"]), ckpts["rerank"],
+                            bridge=OmegaConf.to_container(cfg.bridge), rerank_top=cfg.rerank_top,
+                            beam_size=cfg.get("beam_size"), batch_size=cfg.batch_size)
 
 
 def _answer(recommender: Recommender, paths: list[Path], cfg: DictConfig):

@@ -53,15 +53,17 @@ class PhotoResult:
 class PhotoError:
     path: str
     error: str  # "<reason>: <detail>" as BadImage says it
+    reason: str  # one of BAD_IMAGE_REASONS
 
     def to_dict(self) -> dict:
-        return {"path": self.path, "error": self.error}
+        return {"path": self.path, "error": self.error, "reason": self.reason}
 
 
 class Catalogue:
     """Title, artists and genre names of the songs of a Melon root, looked up by song id."""
 
     def __init__(self, root: str | Path):
+        self.root = Path(root)  # where the songs' mel files are (mel_path)
         genres = read_genres(root)
         self.songs = {s.id: (s.name, ", ".join(s.artists), ", ".join(genre_name(genres, g) for g in s.genres))
                       for s in read_songs(root)}
@@ -115,7 +117,7 @@ class Recommender:
         """One result per path, in order; an unusable photo gives a PhotoError and the others go on."""
         for path, caption in caption_files(self.captioner, list(paths), self.batch_size, self.beam_size):
             if isinstance(caption, BadImage):
-                yield PhotoError(str(path), str(caption))
+                yield PhotoError(str(path), str(caption), caption.reason)
             else:
                 trail = self.bridge(caption)
                 yield PhotoResult(str(path), caption, trail, self.songs(trail, k))

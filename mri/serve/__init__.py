@@ -1,0 +1,1 @@
+"""The web page: drop a photo, see its caption, tags and songs (FastAPI app over the Recommender)."""

@@ -1,0 +1,190 @@
+"""The web page: its API through FastAPI's TestClient, and the page itself in headless Chromium, on tiny trained models."""
+import io
+import tempfile
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from mri.serve.background import BackgroundServer
+from mri.serve.browser import chromium_page, find_chromium
+from mri.serve.command import app_from_config
+from mri.serve.mel_picture import MAGMA, PICTURE_SIZE, colourize, mel_picture
+from tests.conftest import recommend_cfg
+
+needs_chromium = pytest.mark.skipif(find_chromium() is None,
+                                    reason="no chromium: `apt-get install -y chromium` (.ci/run installs it)")
+
+
+@pytest.fixture(scope="module")
+def index_dir(trained, tmp_path_factory):
+    return tmp_path_factory.mktemp("serve") / "index"
+
+
+def serve_app(trained, tmp_path, index_dir, *overrides):
+    """serve.yaml's app on the tiny checkpoints; the first one builds the index."""
+    build = [] if index_dir.is_dir() else ["build_index=true"]
+    return app_from_config(recommend_cfg(trained, tmp_path, f"index_dir={index_dir}", "examples.size=[160,120]",
+                                         *build, *overrides, config_name="serve"))
+
+
+@pytest.fixture(scope="module")
+def client(trained, tmp_path_factory, index_dir):
+    with TestClient(serve_app(trained, tmp_path_factory.mktemp("run"), index_dir)) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def strict_client(trained, tmp_path_factory, index_dir, client):
+    """Limits small enough for small test files: 60 kB, 0.1 megapixels (needs the index the client built)."""
+    app = serve_app(trained, tmp_path_factory.mktemp("run"), index_dir, "upload.max_bytes=60000",
+                    "upload.max_pixels=100000")
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture
+def photo(trained) -> bytes:
+    """A generated test photo of the tiny Flickr data (JPEG)."""
+    flickr = trained[3]
+    return flickr.image_path(flickr.splits["test"][0][0]).read_bytes()
+
+
+def encoded(size: tuple[int, int], fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (200, 120, 40)).save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def post(client, data: bytes, name: str = "photo.jpg"):
+    return client.post("/api/recommend", files={"photo": (name, data, "application/octet-stream")})
+
+
+@pytest.mark.slow
+def test_page_info_and_examples(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "drop a photo" in page.text.lower()
+    info = client.get("/api/info").json()
+    assert info["k"] == 10 and info["max_bytes"] == 20_000_000 and info["max_pixels"] == 25_000_000
+    assert "summer_sea" in info["examples"] and len(info["examples"]) == 8
+    example = client.get("/api/examples/summer_sea")
+    assert example.headers["content-type"] == "image/jpeg" and Image.open(io.BytesIO(example.content)).size == (160, 120)
+    missing = client.get("/api/examples/moon")
+    assert missing.status_code == 404 and "summer_sea" in missing.json()["detail"]
+
+
+@pytest.mark.slow
+def test_photo_to_songs_and_their_mel_pictures(client, photo):
+    response = post(client, photo, "beach.jpg")
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["path"] == "beach.jpg" and result["caption"]
+    assert abs(sum(result["trail"]["weights"].values()) - 1) < 1e-4
+    songs = result["songs"]
+    assert len(songs) == 10 and all({"title", "artist", "genre", "score", "song_id"} <= set(s) for s in songs)
+    assert [s["score"] for s in songs] == sorted((s["score"] for s in songs), reverse=True)
+    mel = client.get(f"/api/mel/{songs[0]['song_id']}.png")
+    assert mel.headers["content-type"] == "image/png" and Image.open(io.BytesIO(mel.content)).size == PICTURE_SIZE
+    unknown = client.get("/api/mel/987654321.png")
+    assert unknown.status_code == 404 and "song 987654321: missing" in unknown.json()["detail"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_png_and_webp_are_answered(client, fmt):
+    response = post(client, encoded((160, 120), fmt), f"photo.{fmt.lower()}")
+    assert response.status_code == 200 and len(response.json()["songs"]) == 10
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("data, status, words", [
+    (b"just some notes", 415, "not a JPEG, PNG or WebP image"),
+    (b"", 422, "The file is empty"),
+    ("gif", 415, "not a JPEG, PNG or WebP image"),
+    ("truncated", 422, "damaged or cut short"),
+])
+def test_bad_uploads_are_refused_in_plain_words(client, photo, data, status, words):
+    data = {"gif": encoded((16, 16), "GIF"), "truncated": photo[:len(photo) // 3]}.get(data, data)
+    response = post(client, data)
+    assert response.status_code == status and words in response.json()["error"]
+    assert post(client, photo).status_code == 200  # the server goes on
+
+
+@pytest.mark.slow
+def test_limits_hold_before_decoding(strict_client, photo):
+    too_many_bytes = post(strict_client, photo + bytes(200_000))  # refused from Content-Length
+    assert too_many_bytes.status_code == 413
+    assert too_many_bytes.json()["error"].startswith("The file is 0.2 MB; the limit is 0.06 MB")
+    too_many_pixels = post(strict_client, encoded((400, 300), "PNG"), "wide.png")  # small file, 0.12 MP
+    assert too_many_pixels.status_code == 413 and "more than 0.1 megapixels" in too_many_pixels.json()["error"]
+    assert post(strict_client, photo).status_code == 200
+
+
+@pytest.mark.slow
+def test_requests_without_a_photo_or_a_length(client):
+    other_field = client.post("/api/recommend", files={"picture": ("a.jpg", b"x")})
+    assert other_field.status_code == 400 and "form field 'photo'" in other_field.json()["error"]
+    chunked = client.post("/api/recommend", content=iter([b"streamed ", b"without a length"]))
+    assert chunked.status_code == 411 and "did not say its size" in chunked.json()["error"]
+
+
+@pytest.mark.slow
+def test_uploads_leave_nothing_in_the_temporary_folder(client, photo, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    assert post(client, photo).status_code == 200
+    assert post(client, b"not an image").status_code == 415
+    assert post(client, photo[:len(photo) // 3]).status_code == 422
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_colour_map_ends_and_mel_picture_orientation():
+    assert (colourize(np.array([0.0, 1.0, -3.0, 7.0])) == MAGMA[[0, -1, 0, -1]]).all()
+    middle = colourize(np.array(0.5 / 8))  # half way between the first two anchors
+    assert (middle == np.rint((MAGMA[0] + MAGMA[1]) / 2)).all()
+    mel = np.full((48, 1876), -90.0, dtype=np.float32)
+    mel[:8] = -20.0  # loud lowest bands
+    picture = np.asarray(mel_picture(mel))  # (height, width, 3)
+    assert picture.shape == (PICTURE_SIZE[1], PICTURE_SIZE[0], 3)
+    assert picture[-1].sum() > picture[0].sum()  # low bands at the bottom, bright
+
+
+@pytest.fixture(scope="module")
+def server(client):
+    with BackgroundServer(client.app) as server:
+        yield server
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_browser_uploads_a_photo_and_reads_the_songs(server, trained, tmp_path):
+    flickr = trained[3]
+    photo = flickr.image_path(flickr.splits["test"][1][0])
+    with chromium_page() as page:
+        page.goto(server.url)
+        page.set_input_files("#file", str(photo))
+        page.wait_for_selector("#songs tbody tr")
+        titles = page.locator("#songs td.title").all_inner_texts()
+        assert len(titles) == 10 and all(titles)
+        assert page.inner_text("#caption") and page.locator("#tags li").count() > 0
+        assert page.inner_text("#photo-name") == photo.name
+        page.wait_for_function("[...document.querySelectorAll('td.mel img')].every(i => i.complete && i.naturalWidth)")
+        page.click("#examples button[data-example=winter_snow]")
+        page.wait_for_function("document.querySelector('#photo-name').textContent === 'winter_snow.jpg'")
+        assert page.locator("#songs tbody tr").count() == 10
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_browser_shows_the_error_of_a_non_image(server, photo, tmp_path):
+    notes = tmp_path / "notes.jpg"
+    notes.write_text("these are notes, not a photo")
+    with chromium_page() as page:
+        page.goto(server.url)
+        page.set_input_files("#file", str(notes))
+        page.wait_for_selector("#error:not([hidden])")
+        assert "not a JPEG, PNG or WebP image" in page.inner_text("#error")
+        assert page.locator("#result").is_hidden()
+        page.set_input_files("#file", files=[{"name": "good.jpg", "mimeType": "image/jpeg", "buffer": photo}])
+        page.wait_for_selector("#songs tbody tr")
+        assert page.locator("#error").is_hidden() and page.locator("#songs tbody tr").count() == 10
