@@ -125,6 +125,8 @@ def test_limits_hold_before_decoding(strict_client, photo):
 def test_requests_without_a_photo_or_a_length(client):
     other_field = client.post("/api/recommend", files={"picture": ("a.jpg", b"x")})
     assert other_field.status_code == 400 and "form field 'photo'" in other_field.json()["error"]
+    extra_field = client.post("/api/recommend", data={"note": "hi"}, files={"photo": ("a.jpg", b"x")})
+    assert extra_field.status_code == 400 and "not understood" in extra_field.json()["error"]
     chunked = client.post("/api/recommend", content=iter([b"streamed ", b"without a length"]))
     assert chunked.status_code == 411 and "did not say its size" in chunked.json()["error"]
 

@@ -68,7 +68,7 @@ def make_app(recommender: Recommender, k: int = 10, limits: UploadLimits = Uploa
     def mel(song_id: int) -> Response:
         return Response(mel_png(song_id), media_type="image/png", headers={"Cache-Control": "max-age=86400"})
 
-    @lru_cache(maxsize=4096)
+    @lru_cache(maxsize=1024)  # about 20 kB each
     def mel_png(song_id: int) -> bytes:
         try:
             return png_bytes(mel_picture(load_mel(mel_path(recommender.catalogue.root, song_id)).data))

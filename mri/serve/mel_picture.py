@@ -28,12 +28,12 @@ def mel_picture(mel: np.ndarray, size: tuple[int, int] = PICTURE_SIZE) -> Image.
     The colours span the song's own 1st to 99th percentile of dB, so quiet and loud songs both show their shape.
     """
     low, high = np.percentile(mel, [1, 99])
-    scaled = (mel - low) / max(high - low, 1e-6)  # (N_MELS, T)
-    rgb = colourize(scaled[::-1])  # (N_MELS, T, 3), first row = highest band
-    return Image.fromarray(rgb, "RGB").resize(size, Image.Resampling.BOX)
+    scaled = (mel[::-1] - low) / max(high - low, 1e-6)  # (N_MELS, T), first row = highest band
+    small = Image.fromarray(scaled.astype(np.float32), "F").resize(size, Image.Resampling.BOX)  # mean of each box
+    return Image.fromarray(colourize(np.asarray(small)), "RGB")  # (height, width, 3)
 
 
 def png_bytes(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
-    image.save(buffer, "PNG", optimize=True)
+    image.save(buffer, "PNG")
     return buffer.getvalue()
