@@ -71,8 +71,8 @@ class GlobalTimeBasis:
         """mels (B, 48, T) -> features (B, 48, k), explained variance ratio per song (B,)."""
         x = mels.astype(np.float32, copy=False) - self.mean.astype(np.float32)  # (B, 48, T)
         scores = x @ self.components.astype(np.float32)  # (B, 48, k); float32: ample for float16 output
-        total = np.einsum("bft,bft->b", x, x, dtype=np.float64)
-        kept = np.einsum("bfk,bfk->b", scores, scores, dtype=np.float64)
+        total = np.einsum("bft,bft->b", x, x).astype(np.float64)  # float32 sums: a statistic, not a feature
+        kept = np.einsum("bfk,bfk->b", scores, scores).astype(np.float64)
         explained = np.divide(kept, total, out=np.ones_like(total), where=total > 0)
         return scores.astype(np.float32), explained
 
