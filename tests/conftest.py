@@ -44,7 +44,10 @@ def make_cfg(tmp_path, data_dir):
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
-    """Tiny two-tower and captioner checkpoints, and the generated data they were trained on."""
+    """Tiny two-tower and captioner checkpoints, and the generated data they were trained on.
+
+    Shared by the whole session: a test that changes a checkpoint works on a copy.
+    """
     base = tmp_path_factory.mktemp("recommend")
     data = base / "data"
     ckpts = {}
