@@ -19,6 +19,7 @@ from mri.data.melon import (
     mel_path,
     read_genres,
     read_playlists,
+    read_npy,
     read_songs,
 )
 
@@ -147,6 +148,22 @@ def test_load_mel_any_float_dtype(root, dtype):
     assert mel.data.dtype == np.float32 and mel.data.shape == (N_MELS, N_FRAMES)
     assert mel.frames == N_FRAMES and not mel.odd_length
     np.testing.assert_array_equal(mel.data, a.astype(np.float32))
+
+
+@pytest.mark.parametrize("array, version", [
+    (np.arange(12, dtype=np.float32).reshape(3, 4), (1, 0)),
+    (np.asfortranarray(np.arange(12, dtype=">f8").reshape(3, 4)), (1, 0)),  # big-endian, column-major
+    (np.arange(6, dtype=np.int16).reshape(2, 3), (2, 0)),
+    (np.float16(3.5) * np.ones((N_MELS, N_FRAMES), np.float16), (3, 0)),
+])
+def test_read_npy_equals_np_load(tmp_path, array, version):
+    path = tmp_path / "a.npy"
+    with open(path, "wb") as f:
+        np.lib.format.write_array(f, array, version=version)
+    for _ in range(2):  # the second read takes the parsed-header path
+        got = read_npy(path)
+        assert got.dtype == array.dtype and got.shape == array.shape
+        np.testing.assert_array_equal(got, np.load(path))
 
 
 def test_load_mel_pads_short_with_floor_at_end(root):

@@ -2,8 +2,8 @@
 
     python experiments/preprocess_speed/bench.py [--sizes 5000 20000 80000] [--workers 2] [--mode global]
 
-Generates one Melon-format catalogue of the largest size (float32 mels, 360 kB each: the real files' size),
-after checking the disk, then for each size (the first n songs) and round runs, side by side:
+Generates one Melon-format catalogue (--catalogue songs, float32 mels, 360 kB each: the real files' size),
+after checking the disk, once, then for each size (the first n songs) and round runs, side by side:
 - read: np.load of every file, nothing else, over the same worker processes and parts;
 - preprocess: the whole build (global basis, featurise every part, merge into the store), in a fresh process
   so that its peak memory is its own.
@@ -41,23 +41,26 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--mode", default="global", choices=["global", "per_song"])
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--catalogue", type=int, default=80000, help="songs generated (>= the largest size)")
     parser.add_argument("--dir", type=Path, default=Path("data/bench/preprocess"))
     args = parser.parse_args()
+    if max(args.sizes) > args.catalogue:
+        parser.error("--catalogue must hold the largest of --sizes")
 
-    root = args.dir / f"melon-n{max(args.sizes)}-float32"
+    root = args.dir / f"melon-n{args.catalogue}-float32"
     if not root.is_dir():
-        need, free = max(args.sizes) * FILE_BYTES * 1.05, shutil.disk_usage(_existing(args.dir)).free
+        need, free = args.catalogue * FILE_BYTES * 1.05, shutil.disk_usage(_existing(args.dir)).free
         print(f"disk: the catalogue needs {need / 1e9:.1f} GB, {free / 1e9:.1f} GB free")
         if need > 0.7 * free:
-            raise SystemExit(f"not enough free disk for {max(args.sizes):,} songs: pass smaller --sizes")
+            raise SystemExit(f"not enough free disk for {args.catalogue:,} songs: pass a smaller --catalogue")
         start = time.perf_counter()
-        generate_melon(root, n_songs=max(args.sizes), n_playlists=200, mel_dtype="float32", workers=args.workers)
-        print(f"generated {max(args.sizes):,} songs in {time.perf_counter() - start:.0f} s")
+        generate_melon(root, n_songs=args.catalogue, n_playlists=200, mel_dtype="float32", workers=args.workers)
+        print(f"generated {args.catalogue:,} songs in {time.perf_counter() - start:.0f} s")
     catalogue = read_song_ids(root)
     spec = FeatureSpec(mode=args.mode)
     print(f"{args.workers} worker processes, {args.mode} PCA, parts of {PART_SIZE} songs, cold page cache")
     print(f"{'songs':>8} {'round':>5} {'read/s':>8} {'prep/s':>8} {'ratio':>6} {'ms/file':>8} "
-          f"{'main MB':>8} {'worker MB':>9} {'explained':>9}")
+          f"{'main MB':>8} {'worker MB':>9} {'explained':>9}  seconds: basis + parts + merge")
     rows = []
     for n in args.sizes:
         ids = catalogue[:n]
@@ -68,7 +71,8 @@ def main() -> None:
             rows.append(row)
             print(f"{n:>8,} {r:>5} {read_rate:>8.0f} {prep['files_per_s']:>8.0f} "
                   f"{prep['files_per_s'] / read_rate:>6.2f} {1000 / prep['files_per_s']:>8.3f} "
-                  f"{prep['main_mb']:>8.0f} {prep['worker_mb']:>9.0f} {prep['explained']:>9.3f}", flush=True)
+                  f"{prep['main_mb']:>8.0f} {prep['worker_mb']:>9.0f} {prep['explained']:>9.3f}  "
+                  + " + ".join(f"{v:.1f}" for v in prep["phases_s"].values()), flush=True)
     _summarise(rows, args)
 
 
@@ -124,12 +128,16 @@ def _preprocess(root: Path, ids: np.ndarray, spec: FeatureSpec, cache: Path, wor
     start, worker_mb = time.perf_counter(), 0.0
     builder = StoreBuilder(root, spec, cache, ids)
     with worker_map(workers) as mapper:
+        builder.fit_basis(mapper)
+        fitted = time.perf_counter()
         for done in builder.run(mapper, builder.todo()):
             worker_mb = max(worker_mb, done.peak_rss_mb)
+    featurised = time.perf_counter()
     store = builder.merge()
     seconds = time.perf_counter() - start
     size = sum(f.stat().st_size for f in store.folder.iterdir())
     result = {"files_per_s": len(ids) / seconds, "seconds": seconds, "worker_mb": worker_mb,
+              "phases_s": {"basis": fitted - start, "parts": featurised - fitted, "merge": time.perf_counter() - featurised},
               "main_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
               "explained": store.meta["explained_variance"]["mean"], "store_bytes_per_song": size / len(store)}
     shutil.rmtree(cache)

@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import resource
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -155,32 +156,50 @@ def _featurise(job: PartJob) -> Part:
                 np.concatenate(explained) if explained else np.zeros(0), report)
 
 
-def basis_moments(root: Path, song_ids: np.ndarray, n_frames: int) -> GlobalTimeBasis:
+def basis_moments(root: Path, song_ids: np.ndarray, n_frames: int, chunk: int) -> GlobalTimeBasis:
     """The row moments of these songs' readable mels, as a basis to be summed (unreadable ones are skipped)."""
     moments = GlobalTimeBasis(n_frames)
     with threadpool_limits(1, user_api="blas"):  # the same bits wherever it runs, as in featurise_part
-        for _, mels in _read_chunks(root, song_ids, n_frames, len(song_ids), MelReport()):
+        for _, mels in _read_chunks(root, song_ids, n_frames, chunk, MelReport()):
             moments.partial_fit(mels)
     return moments
 
 
 def _read_chunks(root: Path, song_ids: np.ndarray, n_frames: int, chunk: int,
                  report: MelReport) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Readable mels in chunks: (ids (n,), mels (n, 48, n_frames) float32); bad files go to the report."""
-    for start in range(0, len(song_ids), chunk):
-        ids, mels = [], []
-        for song in song_ids[start:start + chunk]:
-            try:
-                mel = load_mel(mel_path(root, int(song)), n_frames)
-            except BadMel as err:
-                report.add(int(song), err.reason, err.detail)
-                continue
-            if mel.odd_length:
-                report.add(int(song), "odd_length", f"{mel.frames} frames")
-            ids.append(int(song))
-            mels.append(mel.data)
-        if ids:
-            yield np.asarray(ids, dtype=np.int64), np.stack(mels)
+    """Readable mels in chunks: (ids (n,), mels (n, 48, n_frames) float32); bad files go to the report.
+
+    A reader thread loads the next chunk while the caller reduces this one (file reads release the GIL),
+    so a process's rate is that of its slower half, not of both in turn. One chunk ahead bounds memory.
+    """
+    chunks = [song_ids[i:i + chunk] for i in range(0, len(song_ids), chunk)]
+    with ThreadPoolExecutor(1, thread_name_prefix="mel-reader") as reader:
+        ahead = reader.submit(_load_chunk, root, chunks[0], n_frames) if chunks else None
+        for i in range(len(chunks)):
+            ids, mels, skipped = ahead.result()
+            if i + 1 < len(chunks):
+                ahead = reader.submit(_load_chunk, root, chunks[i + 1], n_frames)
+            for entry in skipped:
+                report.add(*entry)
+            if len(ids):
+                yield ids, mels
+
+
+def _load_chunk(root: Path, song_ids: np.ndarray, n_frames: int) -> tuple[np.ndarray, np.ndarray, list[tuple]]:
+    """(ids (n,), mels (n, 48, n_frames) float32, report entries in song order) of one chunk's files."""
+    ids, mels, skipped = [], [], []
+    for song in song_ids:
+        try:
+            mel = load_mel(mel_path(root, int(song)), n_frames)
+        except BadMel as err:
+            skipped.append((int(song), err.reason, err.detail))
+            continue
+        if mel.odd_length:
+            skipped.append((int(song), "odd_length", f"{mel.frames} frames"))
+        ids.append(int(song))
+        mels.append(mel.data)
+    stacked = np.stack(mels) if mels else np.zeros((0, N_MELS, n_frames), np.float32)
+    return np.asarray(ids, dtype=np.int64), stacked, skipped
 
 
 class Mapper(NamedTuple):

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2  # 2: float32 PCA arithmetic, stores built part by part
 MODES = ("per_song", "global")
+BASIS_GROUPS = 8  # global basis: moments of this many groups of songs are fitted apart, then summed
 
 
 @dataclass(frozen=True)
@@ -155,9 +156,10 @@ class StoreBuilder:
         if path.is_file():
             return GlobalTimeBasis.load(path)
         ids = self.song_ids[::max(1, len(self.song_ids) // self.spec.basis_songs)][:self.spec.basis_songs]
-        chunks = [ids[i:i + self.spec.chunk] for i in range(0, len(ids), self.spec.chunk)]
+        groups = np.array_split(ids, min(BASIS_GROUPS, len(ids)))  # a fixed split: (T, T) sums cross processes
         basis = GlobalTimeBasis(self.spec.n_frames)
-        for moments in mapper.ordered(partial(basis_moments, self.root, n_frames=self.spec.n_frames), chunks):
+        fit = partial(basis_moments, self.root, n_frames=self.spec.n_frames, chunk=self.spec.chunk)
+        for moments in mapper.ordered(fit, groups):
             basis.add(moments)  # summed in a fixed order: the same basis whatever the number of workers
         self.workspace.save_basis(basis.finish(self.spec.n_components))
         return basis
@@ -183,6 +185,9 @@ class StoreBuilder:
         tmp.mkdir(parents=True)
         try:
             self._write_store(tmp)
+            for file in tmp.iterdir():  # on disk before the rename makes the store look complete
+                with open(file, "rb") as f:
+                    os.fsync(f.fileno())
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -201,19 +206,22 @@ class StoreBuilder:
         if n == 0:
             raise BadMel("missing", f"no readable mel file among {len(self.song_ids)} songs under "
                                     f"{self.root / 'arena_mel'}")
-        features = np.lib.format.open_memmap(tmp / "features.npy", "w+", np.float16,
-                                             (n, N_MELS, self.spec.n_components))
-        kept, explained, report, row = [], [], MelReport(), 0
-        for p in range(self.n_parts):
-            part = ws.read_part(p)
-            features[row:row + len(part.song_ids)] = part.features
-            row += len(part.song_ids)
-            kept.append(part.song_ids)
-            explained.append(part.explained)
-            report.merge(part.report)
-        features.flush()
-        mean, std = _moments(features)
-        del features
+        k = self.spec.n_components
+        total, squares = np.zeros((N_MELS, k)), np.zeros((N_MELS, k))  # float64 sums for the moments
+        kept, explained, report = [], [], MelReport()
+        with open(tmp / "features.npy", "wb") as f:  # appended part by part: memory stays one part's
+            np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float16)),
+                                                     "fortran_order": False, "shape": (n, N_MELS, k)})
+            for p in range(self.n_parts):
+                part = ws.read_part(p)
+                f.write(np.ascontiguousarray(part.features, dtype=np.float16).tobytes())
+                block = part.features.astype(np.float64)  # (m, 48, k)
+                total += block.sum(axis=0)
+                squares += (block**2).sum(axis=0)
+                kept.append(part.song_ids)
+                explained.append(part.explained)
+                report.merge(part.report)
+        mean, std = _moments(total, squares, n)
         np.save(tmp / "song_ids.npy", np.concatenate(kept))
         report.write(tmp / "report.json")
         if ws.basis_path.is_file():
@@ -253,14 +261,8 @@ def _missing_folders(report: MelReport, song_ids: np.ndarray) -> list[int]:
     return [int(f) for f, n in zip(folders, wanted) if absent.get(f, 0) == n]
 
 
-def _moments(features: np.ndarray, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
-    """Per-(band, component) mean and std over all rows, in float64 chunks; std floored at 1e-6."""
-    total = np.zeros(features.shape[1:])
-    squares = np.zeros(features.shape[1:])
-    for start in range(0, len(features), chunk):
-        block = features[start:start + chunk].astype(np.float64)
-        total += block.sum(axis=0)
-        squares += (block**2).sum(axis=0)
-    mean = total / len(features)
-    std = np.sqrt(np.maximum(squares / len(features) - mean**2, 0.0))
+def _moments(total: np.ndarray, squares: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-(band, component) mean and std from float64 sums over n rows; std floored at 1e-6."""
+    mean = total / n
+    std = np.sqrt(np.maximum(squares / n - mean**2, 0.0))
     return mean.astype(np.float32), np.maximum(std, 1e-6).astype(np.float32)

@@ -32,7 +32,7 @@ def per_song_pca(mels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 class GlobalTimeBasis:
-    """A shared time basis (T, k), fitted incrementally from exact running sums of the rows' moments."""
+    """A shared time basis (T, k), fitted incrementally from running sums of the rows' moments."""
 
     def __init__(self, n_frames: int):
         self.n_rows = 0
@@ -43,10 +43,10 @@ class GlobalTimeBasis:
         self.explained_variance_ratio: float | None = None
 
     def partial_fit(self, mels: np.ndarray) -> None:
-        rows = mels.reshape(-1, mels.shape[-1]).astype(np.float64)  # (B * 48, T)
+        rows = mels.reshape(-1, mels.shape[-1]).astype(np.float32, copy=False)  # (B * 48, T)
         self.n_rows += len(rows)
-        self.row_sum += rows.sum(axis=0)
-        self.gram += rows.T @ rows
+        self.row_sum += rows.sum(axis=0, dtype=np.float64)
+        self.gram += rows.T @ rows  # (T, T): a batch's products in float32 (2x faster), the running sums in float64
 
     def add(self, other: GlobalTimeBasis) -> GlobalTimeBasis:
         """Sum another basis's moments into this one (moments fitted apart, e.g. in worker processes)."""
