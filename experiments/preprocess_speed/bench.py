@@ -93,9 +93,9 @@ def _summarise(rows: list[dict], args) -> None:
           + f"; linear fit t = {intercept:.1f} s + {slope * 1000:.3f} ms x files")
     print("peak memory (main + largest worker): " +
           ", ".join(f"{n:,}: {best[n]['main_mb'] + best[n]['worker_mb']:.0f} MB" for n in sizes))
-    hours = (intercept + slope * REAL_SONGS) / 3600
+    minutes = (intercept + slope * REAL_SONGS) / 60
     store_gb = largest["store_bytes_per_song"] * REAL_SONGS / 1e9
-    print(f"extrapolated to {REAL_SONGS:,} songs with {args.workers} workers: {hours:.1f} h, store {store_gb:.2f} GB "
+    print(f"extrapolated to {REAL_SONGS:,} songs with {args.workers} workers: {minutes:.0f} min, store {store_gb:.2f} GB "
           f"(float16 features {REAL_SONGS * N_MELS * 20 * 2 / 1e9:.2f} GB), raw mels {REAL_SONGS * FILE_BYTES / 1e9:.0f} GB")
     out = args.dir / f"results-{args.mode}.json"
     out.write_text(json.dumps(rows, indent=1))

@@ -19,9 +19,11 @@ import multiprocessing
 import os
 import resource
 import signal
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, NamedTuple
 
@@ -31,6 +33,7 @@ from threadpoolctl import threadpool_limits
 from mri.data.melon import N_MELS, BadMel, MelReport, load_mel, mel_path
 from mri.data.pca import GlobalTimeBasis, per_song_pca
 
+READ_AHEAD = 2  # chunks each process reads ahead of its arithmetic, one reader thread each
 PART_SIZE = 512  # songs per part: the unit of work, of resuming and of sharding (~1 MB of features)
 
 
@@ -169,16 +172,16 @@ def _read_chunks(root: Path, song_ids: np.ndarray, n_frames: int, chunk: int,
                  report: MelReport) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Readable mels in chunks: (ids (n,), mels (n, 48, n_frames) float32); bad files go to the report.
 
-    A reader thread loads the next chunk while the caller reduces this one (file reads release the GIL),
-    so a process's rate is that of its slower half, not of both in turn. One chunk ahead bounds memory.
+    Reader threads load the next READ_AHEAD chunks while the caller reduces this one (file reads release
+    the GIL): reading never waits for the arithmetic, and two reads in flight hide the disk's latency.
+    Memory: READ_AHEAD + 1 chunks.
     """
-    chunks = [song_ids[i:i + chunk] for i in range(0, len(song_ids), chunk)]
-    with ThreadPoolExecutor(1, thread_name_prefix="mel-reader") as reader:
-        ahead = reader.submit(_load_chunk, root, chunks[0], n_frames) if chunks else None
-        for i in range(len(chunks)):
-            ids, mels, skipped = ahead.result()
-            if i + 1 < len(chunks):
-                ahead = reader.submit(_load_chunk, root, chunks[i + 1], n_frames)
+    chunks = iter([song_ids[i:i + chunk] for i in range(0, len(song_ids), chunk)])
+    with ThreadPoolExecutor(READ_AHEAD, thread_name_prefix="mel-reader") as reader:
+        ahead = deque(reader.submit(_load_chunk, root, c, n_frames) for c in islice(chunks, READ_AHEAD))
+        while ahead:
+            ids, mels, skipped = ahead.popleft().result()
+            ahead.extend(reader.submit(_load_chunk, root, c, n_frames) for c in islice(chunks, 1))
             for entry in skipped:
                 report.add(*entry)
             if len(ids):
