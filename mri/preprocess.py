@@ -53,7 +53,7 @@ def preprocess(cfg: DictConfig) -> dict:
 
 def _featurise(builder: StoreBuilder, cfg: DictConfig) -> dict:
     """Run this shard's unfinished parts over worker processes with a progress bar; timings and memory."""
-    workers = os.cpu_count() if cfg.workers is None else cfg.workers
+    workers = len(os.sched_getaffinity(0)) if cfg.workers is None else cfg.workers  # the CPUs this job may use
     builder.check_disk()
     if cfg.num_shards == 1:
         builder.workspace.clear_unfinished()

@@ -8,8 +8,9 @@ after checking the disk, once, then for each size (the first n songs) and round 
 - preprocess: the whole build (global basis, featurise every part, merge into the store), in a fresh process
   so that its peak memory is its own.
 Both start from a cold page cache (every file evicted with posix_fadvise first), as 240 GB on disk would.
-Prints files/s of both and their ratio, seconds per file, peak resident memory (main process + largest
-worker), the store's bytes per song, and an extrapolation to the real 707,989 songs.
+Prints files/s of both and their ratio, seconds per file, peak resident memory (main process and largest
+worker; summed as main + workers x largest), the store's bytes per song, and an extrapolation to the real
+707,989 songs.
 """
 from __future__ import annotations
 
@@ -91,8 +92,8 @@ def _summarise(rows: list[dict], args) -> None:
           ", ".join(f"{n:,}: {best[n]['files_per_s'] / best[n]['read_files_per_s']:.2f}" for n in sizes))
     print("time per file (s/file): " + ", ".join(f"{n:,}: {best[n]['seconds'] / n * 1000:.3f} ms" for n in sizes)
           + f"; linear fit t = {intercept:.1f} s + {slope * 1000:.3f} ms x files")
-    print("peak memory (main + largest worker): " +
-          ", ".join(f"{n:,}: {best[n]['main_mb'] + best[n]['worker_mb']:.0f} MB" for n in sizes))
+    print(f"peak memory, all processes at once (main + {args.workers} x largest worker): " +
+          ", ".join(f"{n:,}: {best[n]['main_mb'] + args.workers * best[n]['worker_mb']:.0f} MB" for n in sizes))
     minutes = (intercept + slope * REAL_SONGS) / 60
     store_gb = largest["store_bytes_per_song"] * REAL_SONGS / 1e9
     print(f"extrapolated to {REAL_SONGS:,} songs with {args.workers} workers: {minutes:.0f} min, store {store_gb:.2f} GB "
