@@ -111,6 +111,18 @@ def test_merge_before_every_shard_is_done_names_the_missing_parts(run):
         run("merge=true", cache="half")
 
 
+def test_a_damaged_part_is_removed_and_redone(run, tmp_path):
+    run("workers=0", "num_shards=2", "shard=0", cache="damaged")
+    run("workers=0", "num_shards=2", "shard=1", cache="damaged")
+    (part,) = (tmp_path / "damaged").glob("*.work/parts/000002.npz")
+    part.write_bytes(part.read_bytes()[:100])  # a disk fault after the part was written
+    with pytest.raises(IncompleteBuild, match="part 2 of .* was damaged .* run the same command again"):
+        run("merge=true", cache="damaged")
+    assert not part.exists()
+    redone = run("workers=0", cache="damaged")  # redoes part 2 only, then merges
+    assert redone["parts"] == 1 and redone["songs"] == N_SONGS
+
+
 def test_bad_files_are_counted_listed_and_whole_missing_folders_named(tmp_path):
     root = generate_melon(tmp_path / "melon", n_songs=2100, n_playlists=20, seed=5)
     shutil.rmtree(root / "arena_mel" / "1")  # like the real 225, 227, ...

@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import resource
 import signal
+import zipfile
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -60,9 +61,16 @@ class PartJob:
 
 
 class PartDone(NamedTuple):
-    index: int
     n_songs: int  # songs of the part, readable or not
     peak_rss_mb: float  # peak resident memory of the process that did it
+
+
+class IncompleteBuild(RuntimeError):
+    """A merge asked for before every part of the catalogue is featurised."""
+
+
+class DamagedPart(IncompleteBuild):
+    """A part file that cannot be read back (a disk fault after it was written); it has been removed."""
 
 
 class Workspace:
@@ -72,6 +80,7 @@ class Workspace:
         self.folder = Path(folder)
         self.parts_dir = self.folder / "parts"
         self.basis_path = self.folder / "basis.npz"
+        self.part_size = json.loads((self.folder / "plan.json").read_text())["part_size"]
 
     @classmethod
     def open(cls, folder: str | Path, song_ids: np.ndarray, spec: dict, part_size: int = PART_SIZE) -> Workspace:
@@ -80,28 +89,23 @@ class Workspace:
         An existing one keeps the part size it was started with (so a resumed run cuts the catalogue the
         same way); one started for another catalogue or spec is an error naming the folder.
         """
-        ws = cls(folder)
+        folder = Path(folder)
         plan = {"n_songs": len(song_ids), "ids_sha1": _digest(song_ids), "spec": spec, "part_size": part_size}
-        if (ws.folder / "plan.json").is_file():
-            old = ws.plan
+        if (folder / "plan.json").is_file():
+            old = json.loads((folder / "plan.json").read_text())
             if {k: old[k] for k in ("n_songs", "ids_sha1", "spec")} != {k: plan[k] for k in ("n_songs", "ids_sha1", "spec")}:
-                raise ValueError(f"{ws.folder} holds an unfinished build of other songs or settings; "
+                raise ValueError(f"{folder} holds an unfinished build of other songs or settings; "
                                  "delete that folder to start again")
-            return ws
-        ws.parts_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomically(ws.folder / "plan.json", lambda f: f.write(json.dumps(plan, indent=1).encode()))
-        return ws
-
-    @property
-    def plan(self) -> dict:
-        return json.loads((self.folder / "plan.json").read_text())
+            return cls(folder)
+        (folder / "parts").mkdir(parents=True, exist_ok=True)
+        _write_atomically(folder / "plan.json", lambda f: f.write(json.dumps(plan, indent=1).encode()))
+        return cls(folder)
 
     def n_parts(self, n_songs: int) -> int:
-        return -(-n_songs // self.plan["part_size"])
+        return -(-n_songs // self.part_size)
 
     def part_ids(self, song_ids: np.ndarray, index: int) -> np.ndarray:
-        size = self.plan["part_size"]
-        return song_ids[index * size:(index + 1) * size]
+        return song_ids[index * self.part_size:(index + 1) * self.part_size]
 
     def part_path(self, index: int) -> Path:
         return self.parts_dir / f"{index:06d}.npz"
@@ -115,8 +119,14 @@ class Workspace:
         return self.part_path(index).is_file()
 
     def part_length(self, index: int) -> int:
-        with np.load(self.part_path(index), allow_pickle=False) as z:
-            return len(z["song_ids"])
+        """Songs the finished part holds; a damaged part file is removed (the next run redoes it)."""
+        try:
+            with np.load(self.part_path(index), allow_pickle=False) as z:
+                return len(z["song_ids"])
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+            self.part_path(index).unlink(missing_ok=True)
+            raise DamagedPart(f"part {index} of {self.folder} was damaged ({type(err).__name__}: {err}) and is "
+                              "removed: run the same command again to redo it") from None
 
     def save_basis(self, basis: GlobalTimeBasis) -> None:
         _write_atomically(self.basis_path, basis.save)
@@ -142,7 +152,7 @@ def featurise_part(job: PartJob, workspace: Workspace) -> PartDone:
     with threadpool_limits(1, user_api="blas"):
         part = _featurise(job)
     workspace.write_part(job.index, part)
-    return PartDone(job.index, len(job.song_ids), _peak_rss_mb())
+    return PartDone(len(job.song_ids), _peak_rss_mb())
 
 
 def _featurise(job: PartJob) -> Part:

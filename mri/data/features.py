@@ -27,8 +27,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from mri.data.feature_parts import (PART_SIZE, Mapper, PartDone, PartJob, Workspace, basis_moments, featurise_part,
-                                    spec_dict, worker_map)
+from mri.data.feature_parts import (PART_SIZE, IncompleteBuild, Mapper, PartDone, PartJob, Workspace, basis_moments,
+                                    featurise_part, spec_dict, worker_map)
 from mri.data.melon import N_FRAMES, N_MELS, BadMel, MelReport
 from mri.data.pca import GlobalTimeBasis
 
@@ -95,10 +95,6 @@ class MelFeatures:
         (mostly noise) components up to the weight of the first ones.
         """
         return (self.features[rows].astype(np.float32) - self.mean) / self.scale
-
-
-class IncompleteBuild(RuntimeError):
-    """A merge asked for before every part of the catalogue is featurised."""
 
 
 class StoreBuilder:
