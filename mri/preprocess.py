@@ -26,10 +26,9 @@ def preprocess(cfg: DictConfig) -> dict:
     peak resident memory of this process and of its largest worker, and the store when it was merged.
     """
     data = cfg.data
-    root = Path(data.root)
     if data.get("generate"):
-        generate_melon(root, **data.generate)
-    check_mel_root(root)
+        generate_melon(data.root, **data.generate)
+    root = check_mel_root(data.root)
     builder = StoreBuilder(root, FeatureSpec(**data.features), data.cache_dir, read_song_ids(root), cfg.part_size)
     summary = {"store": str(builder.folder), "songs": len(builder.song_ids)}
     if builder.built():

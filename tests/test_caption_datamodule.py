@@ -9,6 +9,7 @@ from hydra.utils import instantiate
 from PIL import Image
 
 from mri.data.caption_datamodule import CaptionDataModule, image_transform
+from mri.data.flickr import FlickrRootError
 from mri.data.melon import DataRootError
 from mri.data.synthetic.flickr import generate_flickr, read_truth
 from mri.data.vocab import BOS, EOS, PAD, UNK, Vocabulary, tokenize
@@ -127,3 +128,8 @@ def test_vocabulary():
         Vocabulary.from_list(["dog", PAD])
     with pytest.raises(ValueError):
         Vocabulary.build(captions, max_size=3)
+
+
+def test_data_flickr8k_without_a_root_says_to_give_one():
+    with pytest.raises(FlickrRootError, match=r"No Flickr8k root is given \(data.root\)"):
+        CaptionDataModule(root=None)

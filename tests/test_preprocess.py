@@ -155,6 +155,12 @@ def test_a_root_without_arena_mel_is_a_clear_error(tmp_path):
         preprocess(cfg)
 
 
+def test_data_melon_without_a_root_says_to_give_one(tmp_path):
+    cfg = compose_config("preprocess", ["data=melon"], tmp_path / "run", tmp_path)
+    with pytest.raises(DataRootError, match=r"No Melon root is given \(data.root\)"):
+        preprocess(cfg)
+
+
 def test_a_workspace_of_other_settings_is_refused(run, tmp_path, data_dir):
     root = data_dir / f"melon-synth-n{N_SONGS}-s0"
     run("workers=0", "shard=0", "num_shards=5", cache="other")

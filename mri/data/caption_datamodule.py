@@ -18,7 +18,7 @@ from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from mri.data.flickr import SPLITS, FlickrFiles, find_flickr
+from mri.data.flickr import SPLITS, FlickrFiles, FlickrRootError, find_flickr
 from mri.data.images import DEFAULT_MAX_PIXELS, BadImage, ImageReport, load_image
 from mri.data.synthetic.flickr import generate_flickr, image_themes
 from mri.data.vocab import PAD_ID, Vocabulary, tokenize
@@ -104,6 +104,8 @@ class CaptionDataModule(LightningDataModule):
                  layout: str | None = None, flip: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS):
         super().__init__()
         self.save_hyperparameters(logger=False)
+        if root is None:
+            raise FlickrRootError(None, "is given (data.root)")
         self.root = Path(root)
         self.image_size = image_size  # what image_transform needs to caption new photos like these
         self.files: FlickrFiles | None = None

@@ -30,16 +30,18 @@ REQUIRED_FILES = ("song_meta.json", "train.json")
 class DataRootError(FileNotFoundError):
     """A Melon root that is missing, empty or lacks the files every reader needs."""
 
-    def __init__(self, root: Path, problem: str):
+    def __init__(self, root: Path | None, problem: str):
         super().__init__(
-            f"Melon root {root} {problem}. Run `python train.py` with data=tag_mel (generated data) "
+            f"{'No Melon root' if root is None else f'Melon root {root}'} {problem}. Run `python train.py` with data=tag_mel (generated data) "
             "or obtain the Melon Playlist Dataset from MTG/melon-playlist-dataset and pass data.root=..."
         )
         self.root = root
 
 
-def check_root(root: str | os.PathLike) -> Path:
+def check_root(root: str | os.PathLike | None) -> Path:
     """Return `root` as a Path, or raise DataRootError saying what is wrong with it."""
+    if root is None:
+        raise DataRootError(None, "is given (data.root)")
     root = Path(root)
     if not root.is_dir():
         raise DataRootError(root, "does not exist")
@@ -51,7 +53,7 @@ def check_root(root: str | os.PathLike) -> Path:
     return root
 
 
-def check_mel_root(root: str | os.PathLike) -> Path:
+def check_mel_root(root: str | os.PathLike | None) -> Path:
     """check_root, and the arena_mel/ folder the mels unpack to."""
     root = check_root(root)
     if not (root / MEL_DIR).is_dir():

@@ -17,7 +17,7 @@ from lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
 from mri.data.features import FeatureSpec, MelFeatures, build_features
-from mri.data.melon import check_root, read_playlists, read_songs
+from mri.data.melon import DataRootError, check_root, read_playlists, read_songs
 from mri.data.pairs import SongTags, split_songs
 from mri.data.synthetic.melon import generate_melon
 from mri.data.tags import TagSimilarity, TagVocabulary
@@ -89,6 +89,8 @@ class TagMelDataModule(LightningDataModule):
         if train_batches not in ("pairs", "songs"):
             raise ValueError(f"data.train_batches must be 'pairs' or 'songs', not {train_batches!r}")
         self.save_hyperparameters(logger=False)
+        if root is None:
+            raise DataRootError(None, "is given (data.root)")
         self.root, self.cache_dir = Path(root), Path(cache_dir)
         self.spec = FeatureSpec(**(features or {}))
         self.datasets: dict[str, Dataset] = {}
