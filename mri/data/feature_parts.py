@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import resource
 import signal
+import socket
 import zipfile
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -250,7 +251,7 @@ def _peak_rss_mb() -> float:
 
 def _write_atomically(path: Path, write: Callable) -> None:
     """Write through `write(file)` to a temporary sibling, flush it to disk, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}")  # shards on a shared disk
     try:
         with open(tmp, "wb") as f:
             write(f)
