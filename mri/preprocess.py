@@ -15,6 +15,7 @@ from mri.data.feature_parts import worker_map
 from mri.data.features import FeatureSpec, StoreBuilder
 from mri.data.melon import check_mel_root, read_song_ids
 from mri.data.synthetic.melon import generate_melon
+from mri.utils.atomic import write_text_atomically
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,5 @@ def _featurise(builder: StoreBuilder, cfg: DictConfig) -> dict:
 
 
 def _finish(cfg: DictConfig, summary: dict) -> dict:
-    out = Path(cfg.paths.output_dir) / "preprocess.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(summary, indent=1))
+    write_text_atomically(Path(cfg.paths.output_dir) / "preprocess.json", json.dumps(summary, indent=1))
     return summary

@@ -16,15 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
-import os
 import resource
 import signal
-import socket
 import zipfile
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, NamedTuple
@@ -34,6 +32,7 @@ from threadpoolctl import threadpool_limits
 
 from mri.data.melon import N_MELS, BadMel, MelReport, load_mel, mel_path
 from mri.data.pca import GlobalTimeBasis, per_song_pca
+from mri.utils.atomic import write_atomically, write_text_atomically
 
 READ_AHEAD = 2  # chunks each process reads ahead of its arithmetic, one reader thread each
 PART_SIZE = 512  # songs per part: the unit of work, of resuming and of sharding (~1 MB of features)
@@ -93,13 +92,13 @@ class Workspace:
         folder = Path(folder)
         plan = {"n_songs": len(song_ids), "ids_sha1": _digest(song_ids), "spec": spec, "part_size": part_size}
         if (folder / "plan.json").is_file():
-            old = json.loads((folder / "plan.json").read_text())
-            if {k: old[k] for k in ("n_songs", "ids_sha1", "spec")} != {k: plan[k] for k in ("n_songs", "ids_sha1", "spec")}:
+            old, same = json.loads((folder / "plan.json").read_text()), ("n_songs", "ids_sha1", "spec")
+            if {k: old[k] for k in same} != {k: plan[k] for k in same}:
                 raise ValueError(f"{folder} holds an unfinished build of other songs or settings; "
                                  "delete that folder to start again")
             return cls(folder)
         (folder / "parts").mkdir(parents=True, exist_ok=True)
-        _write_atomically(folder / "plan.json", lambda f: f.write(json.dumps(plan, indent=1).encode()))
+        write_text_atomically(folder / "plan.json", json.dumps(plan, indent=1))
         return cls(folder)
 
     def n_parts(self, n_songs: int) -> int:
@@ -130,7 +129,7 @@ class Workspace:
                               "removed: run the same command again to redo it") from None
 
     def save_basis(self, basis: GlobalTimeBasis) -> None:
-        _write_atomically(self.basis_path, basis.save)
+        write_atomically(self.basis_path, basis.save)
 
     def read_part(self, index: int) -> Part:
         with np.load(self.part_path(index), allow_pickle=False) as z:
@@ -140,7 +139,7 @@ class Workspace:
 
     def write_part(self, index: int, part: Part) -> None:
         report = json.dumps({"counts": part.report.counts, "entries": part.report.entries}, ensure_ascii=False)
-        _write_atomically(self.part_path(index), lambda f: np.savez(
+        write_atomically(self.part_path(index), lambda f: np.savez(
             f, song_ids=part.song_ids, features=part.features, explained=part.explained, report=np.array(report)))
 
 
@@ -247,22 +246,3 @@ def _digest(song_ids: np.ndarray) -> str:
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
-def _write_atomically(path: Path, write: Callable) -> None:
-    """Write through `write(file)` to a temporary sibling, flush it to disk, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}")  # shards on a shared disk
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def spec_dict(spec) -> dict:
-    """The PCA settings a workspace is bound to (a FeatureSpec without its batching knob)."""
-    return {k: v for k, v in asdict(spec).items() if k != "chunk"}

@@ -28,7 +28,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from mri.data.feature_parts import (PART_SIZE, IncompleteBuild, Mapper, PartDone, PartJob, Workspace, basis_moments,
-                                    featurise_part, spec_dict, worker_map)
+                                    featurise_part, worker_map)
 from mri.data.melon import N_FRAMES, N_MELS, BadMel, MelReport
 from mri.data.pca import GlobalTimeBasis
 
@@ -53,11 +53,14 @@ class FeatureSpec:
         if self.mode not in MODES:
             raise ValueError(f"unknown PCA mode {self.mode!r}; choose one of {', '.join(MODES)}")
 
+    def settings(self) -> dict:
+        """What decides the features (all but the batching knob `chunk`): the cache key and a workspace's plan."""
+        return {k: v for k, v in asdict(self).items() if k != "chunk"}
+
     def key(self, root: Path) -> str:
         meta = root / "song_meta.json"
         stat = meta.stat()
-        spec = {k: v for k, v in asdict(self).items() if k != "chunk"}
-        ident = json.dumps([FORMAT_VERSION, str(root.resolve()), stat.st_size, stat.st_mtime_ns, spec])
+        ident = json.dumps([FORMAT_VERSION, str(root.resolve()), stat.st_size, stat.st_mtime_ns, self.settings()])
         return f"{self.mode}-k{self.n_components}-{hashlib.sha1(ident.encode()).hexdigest()[:12]}"
 
 
@@ -119,7 +122,7 @@ class StoreBuilder:
     def workspace(self) -> Workspace:
         if self._workspace is None:
             self._workspace = Workspace.open(self.folder.with_name(f"{self.folder.name}.work"), self.song_ids,
-                                             spec_dict(self.spec), self.part_size)
+                                             self.spec.settings(), self.part_size)
         return self._workspace
 
     @property

@@ -57,7 +57,8 @@ class FlickrRootError(DataRootError):
     def __init__(self, root: Path | None, problem: str):
         FileNotFoundError.__init__(
             self,
-            f"{'No Flickr8k root' if root is None else f'Flickr8k root {root}'} {problem}. Looked for: the original release ({TOKEN_FILE} + "
+            f"{'No Flickr8k root' if root is None else f'Flickr8k root {root}'} {problem}. Looked for: the original "
+            f"release ({TOKEN_FILE} + "
             f"{', '.join(SPLIT_FILES.values())} + an image folder such as {', '.join(IMAGE_DIR_NAMES)}), "
             f"Kaggle flickr8k-sau (Flickr_Data/Flickr_TextData/...), Kaggle {CSV_FILE} ({CSV_HEADER}) or "
             f"Karpathy's {KARPATHY_FILE}. Run `python train.py model=captioner` (data=captions: generated "

@@ -32,8 +32,9 @@ class DataRootError(FileNotFoundError):
 
     def __init__(self, root: Path | None, problem: str):
         super().__init__(
-            f"{'No Melon root' if root is None else f'Melon root {root}'} {problem}. Run `python train.py` with data=tag_mel (generated data) "
-            "or obtain the Melon Playlist Dataset from MTG/melon-playlist-dataset and pass data.root=..."
+            f"{'No Melon root' if root is None else f'Melon root {root}'} {problem}. Run `python train.py` with "
+            "data=tag_mel (generated data) or obtain the Melon Playlist Dataset from MTG/melon-playlist-dataset "
+            "and pass data.root=..."
         )
         self.root = root
 

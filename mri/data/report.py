@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
+
+from mri.utils.atomic import write_text_atomically
 
 
 @dataclass
@@ -56,17 +57,9 @@ class SkipReport:
         return f"skipped: {self.n_skipped}" + (f" ({bad})" if bad else "")
 
     def write(self, path: str | os.PathLike) -> None:
-        """Write the report as JSON, atomically (temp file in the same folder + os.replace)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump({"counts": self.counts, "entries": self.entries}, f, ensure_ascii=False, indent=1)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        """Write the report as JSON, atomically (mri.utils.atomic)."""
+        write_text_atomically(path, json.dumps({"counts": self.counts, "entries": self.entries},
+                                               ensure_ascii=False, indent=1))
 
     @classmethod
     def read(cls, path: str | os.PathLike):

@@ -5,7 +5,6 @@ import functools
 import json
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -13,6 +12,7 @@ import rich.syntax
 import rich.tree
 from omegaconf import DictConfig, OmegaConf
 
+from mri.utils.atomic import write_text_atomically
 from mri.utils.loggers import close_loggers
 
 log = logging.getLogger(__name__)
@@ -56,11 +56,8 @@ def print_config(cfg: DictConfig) -> None:
 def write_metrics(metrics: dict[str, Any], path: str | Path) -> dict[str, float]:
     """Write final metrics as JSON (atomically: never a half-written file) and return them as floats."""
     values = {k: float(v) for k, v in metrics.items()}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({k: (None if math.isnan(v) else v) for k, v in sorted(values.items())}, indent=1))
-    os.replace(tmp, path)
+    write_text_atomically(path, json.dumps({k: (None if math.isnan(v) else v) for k, v in sorted(values.items())},
+                                           indent=1))
     return values
 
 
