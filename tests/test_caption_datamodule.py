@@ -59,15 +59,19 @@ def test_vocabulary_never_exceeds_vocab_size(datamodule):
 
 
 def test_train_batches(datamodule):
-    images, captions, lengths = next(iter(datamodule.train_dataloader()))
+    images, captions, lengths, image_of = next(iter(datamodule.train_dataloader()))
     assert images.shape == (8, 3, 32, 32) and images.dtype == torch.float32
-    assert captions.dtype == torch.long and lengths.dtype == torch.long and lengths.shape == (8,)
-    assert captions.shape == (8, int(lengths.max())) and int(lengths.max()) <= 12
+    # every caption of the 8 images, each pointing at its image's row
+    assert image_of.tolist() == [i for i in range(8) for _ in range(5)]
+    assert captions.dtype == torch.long and lengths.dtype == torch.long and lengths.shape == (40,)
+    assert captions.shape == (40, int(lengths.max())) and int(lengths.max()) <= 12
     assert (captions[:, 0] == 1).all() and captions.max() < 40
     for row, n in zip(captions, lengths):
         assert row[n - 1] == 2 and (row[n:] == 0).all() and (row[1:n - 1] > 3).any()
     assert -2.2 < images.min() and images.max() < 2.7  # ImageNet-normalised
-    assert len(datamodule.train_dataloader().dataset) == 5 * len(datamodule.image_names["train"])
+    dataset = datamodule.train_dataloader().dataset
+    assert len(dataset) == len(datamodule.image_names["train"])
+    assert sum(map(len, dataset.captions)) == 5 * len(dataset)
 
 
 def test_eval_batches(datamodule):
@@ -86,9 +90,8 @@ def test_eval_batches(datamodule):
 def test_no_flip_for_left_right_captions(datamodule):
     dm = datamodule
     captions = dict(dm.files.splits["train"])
-    texts = [c for name in dm.image_names["train"] for c in captions[name]]  # in the order of the pairs
-    sided = [bool({"left", "right"} & set(tokenize(t))) for t in texts]
-    assert dm.datasets["train"].flippable == [not s for s in sided] and any(sided)
+    sided = [any({"left", "right"} & set(tokenize(c)) for c in captions[name]) for name in dm.image_names["train"]]
+    assert dm.datasets["train"].flippable == [not s for s in sided] and any(sided) and not all(sided)
 
 
 def test_missing_root_names_the_path(tmp_path):

@@ -42,6 +42,17 @@ def test_forward_and_gradients(attention):
     assert (grads["decoder.attention.gate.weight"].abs().sum() > 0) if attention else "decoder.attention.gate.weight" not in grads
 
 
+@pytest.mark.parametrize("attention", [False, True])
+def test_captions_share_their_image_encoding(attention):
+    net = tiny(attention)
+    images, ids = torch.randn(2, 3, 32, 32), captions(5, 6)
+    image_of = torch.tensor([0, 0, 0, 1, 1])  # three captions of image 0, two of image 1
+    with torch.no_grad():
+        shared = net(images, ids, image_of)  # the encoder runs on 2 images
+        repeated = net(images[image_of], ids)  # the encoder runs on 5 copies
+    assert shared.shape == (5, 5, V) and torch.allclose(shared, repeated, atol=1e-5)
+
+
 def test_frozen_encoder_gets_no_gradient():
     net = Captioner(V, encoder="plain_cnn", trainable_encoder=False, embed_dim=8, hidden_dim=16)
     assert not any(p.requires_grad for p in net.encoder.backbone.parameters())

@@ -1,7 +1,8 @@
 """CaptionDataModule: Flickr8k-format data (real or generated) for the CNN-LSTM captioner.
 
-Training samples are (image, caption) pairs, one per caption. Validation and test samples are
-images with all their reference captions, so corpus BLEU and CIDEr see every reference. Every image
+Training samples are images with all their captions, so the encoder runs once per image, not once per
+caption (it is most of a step's cost). Validation and test samples are images with all their
+reference captions, so corpus BLEU and CIDEr see every reference. Every image
 is read once in setup: unreadable ones are skipped, counted and listed in the run folder.
 """
 from __future__ import annotations
@@ -40,20 +41,20 @@ def image_transform(image_size: int) -> Callable[[Image.Image], torch.Tensor]:
     ])
 
 
-class CaptionPairs(Dataset):
-    """One sample per (image, caption): (image (3, S, S), caption ids (L,)); random horizontal flips
-    unless the caption says left or right."""
+class CaptionedImages(Dataset):
+    """One training sample per image: (image (3, S, S), caption ids [(L_k,)]); random horizontal flips
+    unless one of its captions says left or right."""
 
-    def __init__(self, paths: list[Path], image_of: list[int], captions: list[torch.Tensor],
-                 flippable: list[bool], transform: Callable, flip: bool):
-        self.paths, self.image_of, self.captions = paths, image_of, captions
-        self.flippable, self.transform, self.flip = flippable, transform, flip
+    def __init__(self, paths: list[Path], captions: list[list[torch.Tensor]], flippable: list[bool],
+                 transform: Callable, flip: bool):
+        self.paths, self.captions, self.flippable = paths, captions, flippable
+        self.transform, self.flip = transform, flip
 
     def __len__(self) -> int:
-        return len(self.captions)
+        return len(self.paths)
 
     def __getitem__(self, i: int):
-        image = self.transform(load_image(self.paths[self.image_of[i]]))  # (3, S, S)
+        image = self.transform(load_image(self.paths[i]))  # (3, S, S)
         if self.flip and self.flippable[i] and torch.rand(()) < 0.5:
             image = image.flip(-1)
         return image, self.captions[i]
@@ -72,11 +73,14 @@ class CaptionImages(Dataset):
         return self.transform(load_image(self.paths[i])), self.references[i], i
 
 
-def collate_pairs(batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """-> images (B, 3, S, S), captions (B, L) long padded with PAD, lengths (B,) long incl. BOS/EOS."""
-    images, captions = zip(*batch)
-    lengths = torch.tensor([len(c) for c in captions], dtype=torch.long)  # (B,)
-    return torch.stack(images), pad_sequence(list(captions), batch_first=True, padding_value=PAD_ID), lengths
+def collate_captioned(batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """-> images (B, 3, S, S), captions (C, L) long padded with PAD, lengths (C,) long incl. BOS/EOS,
+    image_of (C,) long: the image row of each caption (C = all captions of the B images)."""
+    images, caption_lists = zip(*batch)
+    captions = [c for caps in caption_lists for c in caps]
+    image_of = torch.repeat_interleave(torch.tensor([len(caps) for caps in caption_lists]))  # (C,)
+    lengths = torch.tensor([len(c) for c in captions], dtype=torch.long)  # (C,)
+    return torch.stack(images), pad_sequence(captions, batch_first=True, padding_value=PAD_ID), lengths, image_of
 
 
 def collate_images(batch) -> tuple[torch.Tensor, list[list[str]], torch.Tensor]:
@@ -133,14 +137,14 @@ class CaptionDataModule(LightningDataModule):
         self.themes = image_themes(self.root)
         transform = image_transform(hp.image_size)
         paths = {split: [self.files.image_path(n) for n in names] for split, names in self.image_names.items()}
-        self.datasets = {"train": self._pairs(kept["train"], paths["train"], transform)}
+        self.datasets = {"train": self._captioned(kept["train"], paths["train"], transform)}
         for split in ("val", "test"):
             self.datasets[split] = CaptionImages(paths[split], [caps for _, caps in kept[split]], transform)
         if hp.report_dir is not None:
             self._write_reports(Path(hp.report_dir))
         log.info("Flickr8k %s (%s): images train/val/test %d/%d/%d, %d training captions, vocabulary %d; "
                  "images %s; captions %s", self.root, self.files.layout,
-                 *(len(self.image_names[s]) for s in SPLITS), len(self.datasets["train"]), len(self.vocab),
+                 *(len(self.image_names[s]) for s in SPLITS), self._train_captions(), len(self.vocab),
                  self.image_report.summary(), self.files.report.summary())
 
     def _readable(self, split: str) -> list[tuple[str, list[str]]]:
@@ -155,14 +159,11 @@ class CaptionDataModule(LightningDataModule):
             kept.append((name, captions))
         return kept
 
-    def _pairs(self, pairs: list[tuple[str, list[str]]], paths: list[Path], transform: Callable) -> CaptionPairs:
-        image_of, captions, flippable = [], [], []
-        for j, (_, caps) in enumerate(pairs):
-            for caption in caps:
-                image_of.append(j)
-                captions.append(torch.tensor(self.vocab.encode(caption, self.hparams.max_caption_len)))
-                flippable.append(not NO_FLIP_WORDS & set(tokenize(caption)))
-        return CaptionPairs(paths, image_of, captions, flippable, transform, self.hparams.flip)
+    def _captioned(self, pairs: list[tuple[str, list[str]]], paths: list[Path], transform: Callable) -> CaptionedImages:
+        encode = self.vocab.encode
+        captions = [[torch.tensor(encode(c, self.hparams.max_caption_len)) for c in caps] for _, caps in pairs]
+        flippable = [not any(NO_FLIP_WORDS & set(tokenize(c)) for c in caps) for _, caps in pairs]
+        return CaptionedImages(paths, captions, flippable, transform, self.hparams.flip)
 
     def _write_reports(self, folder: Path) -> None:
         """Skipped images, caption entries without a usable image, and what the data was."""
@@ -170,13 +171,16 @@ class CaptionDataModule(LightningDataModule):
         self.files.report.write(folder / "caption_report.json")
         summary = {"root": str(self.root), "layout": self.files.layout, "image_dir": str(self.files.image_dir),
                    "images": {s: len(self.image_names[s]) for s in SPLITS},
-                   "train_captions": len(self.datasets["train"]),
+                   "train_captions": self._train_captions(),
                    "vocabulary": len(self.vocab), "skipped_images": self.image_report.counts,
                    "caption_report": self.files.report.counts}
         (folder / "data.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
 
+    def _train_captions(self) -> int:
+        return sum(len(caps) for caps in self.datasets["train"].captions)
+
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.hparams.batch_size, collate_pairs, shuffle=True)
+        return self._loader("train", self.hparams.batch_size, collate_captioned, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", self.hparams.eval_batch_size, collate_images, shuffle=False)

@@ -133,9 +133,16 @@ class Captioner(nn.Module):
         logits = logits.masked_fill(self.banned, float("-inf"))
         return logits.log_softmax(dim=1), state
 
-    def forward(self, images: torch.Tensor, captions: torch.Tensor) -> torch.Tensor:
-        """images (B, 3, H, W), captions (B, L) BOS..EOS PAD-padded -> logits (B, L-1, V) for captions[:, 1:]."""
-        memory, state = self.start(images)
+    def forward(self, images: torch.Tensor, captions: torch.Tensor, image_of: torch.Tensor | None = None) -> torch.Tensor:
+        """images (B, 3, H, W), captions (C, L) BOS..EOS PAD-padded -> logits (C, L-1, V) for captions[:, 1:].
+
+        image_of (C,): the image row of each caption (default: caption i describes image i), so the
+        encoder runs once for all captions of an image.
+        """
+        features, pooled = self.encoder(images)  # (B, N, D), (B, D)
+        if image_of is not None:
+            features, pooled = features[image_of], pooled[image_of]  # (C, N, D), (C, D)
+        memory, state = self.decoder.start(features, pooled)
         logits = []
         for t in range(captions.shape[1] - 1):
             step_logits, state = self.decoder.step(captions[:, t], state, memory)  # (B, V)

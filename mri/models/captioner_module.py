@@ -85,8 +85,8 @@ class CaptionerModule(LightningModule):
         self.val_best.reset()  # forget the sanity check's value
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        images, captions, _ = batch  # (B, 3, H, W), (B, L), (B,)
-        logits = self.net(images, captions)  # (B, L-1, V)
+        images, captions, _, image_of = batch  # (B, 3, H, W), (C, L), (C,), (C,)
+        logits = self.net(images, captions, image_of)  # (C, L-1, V)
         loss = nn.functional.cross_entropy(logits.flatten(0, 1), captions[:, 1:].flatten(), ignore_index=PAD_ID)
         self.train_loss(loss)
         self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
