@@ -1,7 +1,8 @@
 """Generator of Melon Playlist Dataset files (layout and field names of the real release).
 
-Every song has a primary theme (some mix in a secondary one, a few sound like another theme
-entirely); its mel carries the themes' sounds with noise, its metadata their words and genres.
+Every song has a primary theme and mixes in a secondary one in its own measure (a few sound like
+another theme entirely); its mel carries the themes' sounds with noise, its metadata their words and
+genres.
 Playlists draw a theme, tags from it and mostly songs from it. The ground truth lies beside the
 Melon files in `mri_synthetic.json`; the readers never need it. See docs/design.md.
 """
@@ -23,7 +24,7 @@ from mri.data.synthetic.atomic import MARKER, generate_atomically  # noqa: F401 
 from mri.data.synthetic.themes import GENERIC_LEANINGS, GENERIC_TAGS, SPELLING_VARIANTS, THEMES, Sound, mood_affinity
 
 TRUTH_FILE = "mri_synthetic.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 # Real major genres (genre_gn_all.json); the songs' themes use a subset.
 MAJOR_GENRES = {
@@ -66,19 +67,19 @@ ODD_FRAMES = (1500, 1860, 1870, 1875, 1877, 1880, 1900)
 FRAME_RATE = 62.5  # frames per second (16 kHz, hop 256)
 DB_FLOOR = -100.0
 LEVEL_DB = -45.0  # mean song level
-GAIN_DB = 4.0  # sd of the per-song level
+GAIN_DB = 1.0  # sd of the per-song level
 BASE_SPECTRUM = np.linspace(10.0, -25.0, N_MELS)  # (N_MELS,) music loses energy towards high bands
 BEAT_BANDS = np.linspace(1.0, 0.5, N_MELS)  # (N_MELS,) beats hit the bass bands hardest
 BEAT_DECAY = 6.0  # per beat period: how fast an onset fades
-TIMBRE_DB = 3.0  # sd of the per-song smooth spectral deviation
+TIMBRE_DB = 1.0  # sd of the per-song smooth spectral deviation
 TIMBRE_KNOTS = 6
 ENVELOPE_DB = 3.0  # amplitude of the slow loudness swell
-NOISE_DB = 4.0  # sd of the per-bin noise
+NOISE_DB = 3.0  # sd of the per-bin noise
 
 SPLIT_SHARES = (0.775, 0.155, 0.07)  # real: 115,071 / 23,015 / 10,740 playlists
 TAG_COUNTS, TAG_COUNT_P = (1, 2, 3, 4, 5), (0.2, 0.25, 0.25, 0.15, 0.15)
-GENERIC_TAG_RATE = 0.15
-CROSS_TAG_RATE = 0.03
+GENERIC_TAG_RATE = 0.05
+CROSS_TAG_RATE = 0.01
 VARIANT_RATE = 0.1  # of the tags that have spelling variants
 MIN_SONGS, MAX_SONGS = 10, 60
 AFFINITY = mood_affinity()  # (k, k): how off-theme choices (songs, tags, second themes) are drawn
@@ -125,8 +126,8 @@ class _Plan:
         rng, k = _rng(seed, _PLAN), len(THEMES)
         self.mel_dtype = np.dtype(mel_dtype)
         self.theme = rng.integers(0, k, n_songs)  # (S,) primary theme index
-        mixed = rng.random(n_songs) < secondary_rate
-        noise = ~mixed & (rng.random(n_songs) < noise_rate)  # sounds entirely like another theme
+        noise = rng.random(n_songs) < noise_rate  # sounds entirely like another theme
+        mixed = ~noise & (rng.random(n_songs) < secondary_rate)
         other = (AFFINITY[self.theme].cumsum(axis=1) > rng.random(n_songs)[:, None]).argmax(axis=1)  # (S,)
         self.secondary = np.where(mixed | noise, other, -1)  # (S,) -1: none
         self.weight = np.where(mixed, rng.uniform(0.2, 0.45, n_songs), noise.astype(float)).round(3)  # (S,)
@@ -494,9 +495,9 @@ def generate_melon(
     n_playlists: int = 1500,
     seed: int = 0,
     *,
-    secondary_rate: float = 0.25,
-    noise_rate: float = 0.05,
-    in_theme: float = 0.85,
+    secondary_rate: float = 1.0,
+    noise_rate: float = 0.0,
+    in_theme: float = 0.95,
     quirks: bool = True,
     quirk_rates: dict[str, float] | None = None,
     write_mels: bool = True,
@@ -505,8 +506,9 @@ def generate_melon(
 ) -> Path:
     """Write a Melon-format root (same seed, same bytes) and return it; a complete root is kept as is.
 
-    secondary_rate: share of songs mixing in a second theme (weight 0.2-0.45); noise_rate: share of
-    the others that sound like another theme; in_theme: share of a playlist's songs from its theme;
+    noise_rate: share of songs that sound like another theme than their playlists'; secondary_rate:
+    share of the others mixing in a second theme (weight 0.2-0.45); in_theme: share of a playlist's
+    songs from its theme;
     quirk_rates: overrides of QUIRK_RATES (all 0 when quirks=False); mel_dtype: float16 (half the disk) or
     float32 (the real files' size: 360 kB each, 240 GB for 707,989 songs); workers: processes for mels.
     """
