@@ -124,8 +124,12 @@ class Captioner(nn.Module):
         """Decode only ids below `num_words`: the vocabulary may be smaller than the output layer."""
         self.banned[num_words:] = True
 
-    def start(self, images: torch.Tensor) -> tuple[Memory, State]:
-        return self.decoder.start(*self.encoder(images))
+    def start(self, images: torch.Tensor, image_of: torch.Tensor | None = None) -> tuple[Memory, State]:
+        """Encode images (B, 3, H, W) once; with image_of (C,), one decoder row per caption of them."""
+        features, pooled = self.encoder(images)  # (B, N, D), (B, D)
+        if image_of is not None:
+            features, pooled = features[image_of], pooled[image_of]  # (C, N, D), (C, D)
+        return self.decoder.start(features, pooled)
 
     def next_log_probs(self, tokens: torch.Tensor, state: State, memory: Memory) -> tuple[torch.Tensor, State]:
         """Decoding step: log-probabilities (B, V) of the next word, never PAD, BOS or a banned id."""
@@ -139,15 +143,12 @@ class Captioner(nn.Module):
         image_of (C,): the image row of each caption (default: caption i describes image i), so the
         encoder runs once for all captions of an image.
         """
-        features, pooled = self.encoder(images)  # (B, N, D), (B, D)
-        if image_of is not None:
-            features, pooled = features[image_of], pooled[image_of]  # (C, N, D), (C, D)
-        memory, state = self.decoder.start(features, pooled)
+        memory, state = self.start(images, image_of)
         logits = []
         for t in range(captions.shape[1] - 1):
-            step_logits, state = self.decoder.step(captions[:, t], state, memory)  # (B, V)
+            step_logits, state = self.decoder.step(captions[:, t], state, memory)  # (C, V)
             logits.append(step_logits)
-        return torch.stack(logits, dim=1)  # (B, L-1, V)
+        return torch.stack(logits, dim=1)  # (C, L-1, V)
 
     @torch.no_grad()
     def greedy(self, images: torch.Tensor, max_len: int = 24) -> torch.Tensor:
