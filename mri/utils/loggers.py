@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import netrc
 import os
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -52,8 +53,10 @@ def instantiate_group(cfg: DictConfig | None) -> list:
 
 
 def close_loggers() -> None:
-    """Finish the W&B run, if any, so the jobs of one multirun never merge into one run."""
-    import wandb
+    """Finish the W&B run, if any, so the jobs of one multirun never merge into one run.
 
-    if wandb.run is not None:
+    Only a run that imported wandb can have one, so runs without W&B never pay for importing it.
+    """
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
         wandb.finish()
