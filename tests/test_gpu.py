@@ -26,10 +26,9 @@ pytestmark = pytest.mark.gpu
 def test_trainer_gpu_trains_each_model_on_one_gpu_in_mixed_precision(make_cfg, model):
     cfg = make_cfg("train", MODELS[model], f"model={model}", "trainer=gpu")
     metrics, objects = train(cfg)
-    trainer, module = objects["trainer"], objects["model"]
+    trainer = objects["trainer"]
     assert trainer.strategy.root_device.type == "cuda"
     assert trainer.precision == "16-mixed"
-    assert next(module.parameters()).device.type == "cuda"  # still where it trained
     saved = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
     assert saved and all(math.isfinite(v) for v in saved.values())
     assert (Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt").is_file()
