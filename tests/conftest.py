@@ -51,7 +51,7 @@ def trained(tmp_path_factory):
     base = tmp_path_factory.mktemp("recommend")
     data = base / "data"
     ckpts = {}
-    for name, model, group in (("tag_mel", "two_tower", "tag_mel"), ("captioner", "captioner", "captions")):
+    for name, model, group in (("tag_mel", "squeezenet", "tag_mel"), ("captioner", "captioner", "captions")):
         cfg = compose_config("train", [*TINY[group], f"model={model}", "trainer.max_epochs=1", "logger=csv",
                                        "test=false"], base / name, data)
         train(cfg)

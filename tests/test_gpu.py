@@ -16,7 +16,7 @@ from mri.train import train
 from tests.conftest import TINY, run_if_gpus
 
 REPO = Path(__file__).resolve().parents[1]
-MODELS = {"squeezenet": "tag_mel", "two_tower": "tag_mel", "captioner": "captions"}
+MODELS = {"squeezenet": "tag_mel", "squeezenet_early": "tag_mel", "captioner": "captions"}
 
 pytestmark = pytest.mark.gpu
 

@@ -33,7 +33,7 @@ def test_credentials_are_found_in_env_or_netrc(no_wandb_account, tmp_path, monke
 def test_training_with_wandb_and_csv_runs_offline_and_leaves_files(no_wandb_account, make_cfg):
     import wandb
 
-    cfg = make_cfg("train", "tag_mel", "model=two_tower", "model.net.backbone=plain_cnn",
+    cfg = make_cfg("train", "tag_mel", "model=squeezenet", "model.net.backbone=plain_cnn",
                    "logger=many_loggers", "test=false")
     train(cfg)
     run = Path(cfg.paths.output_dir)

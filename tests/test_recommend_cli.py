@@ -77,5 +77,5 @@ def test_missing_and_stale_index_name_the_command(trained, tmp_path):
 
 def test_missing_checkpoints_name_the_training_command(tmp_path, data_dir):
     cfg = compose_config("recommend", ["image=x.jpg"], tmp_path / "run", data_dir)
-    with pytest.raises(FileNotFoundError, match="python train.py model=two_tower"):
+    with pytest.raises(FileNotFoundError, match="python train.py model=squeezenet`"):
         recommend(cfg)

@@ -25,14 +25,14 @@ def multirun(tmp_path: Path, data_dir: Path, *overrides: str) -> list[Path]:
 
 
 def test_grid_multirun_gives_each_job_its_own_folder(tmp_path, data_dir):
-    jobs = multirun(tmp_path, data_dir, "model=squeezenet,two_tower", "test=false")
+    jobs = multirun(tmp_path, data_dir, "model=squeezenet,squeezenet_early", "test=false")
     assert [p.name for p in jobs] == ["0", "1"]
     for job in jobs:
         metrics = json.loads((job / "metrics.json").read_text())
         assert "val/ndcg@10_best" in metrics
         assert (job / "checkpoints" / "last.ckpt").is_file()
     overrides = [(p / ".hydra" / "overrides.yaml").read_text() for p in jobs]
-    assert "model=squeezenet" in overrides[0] and "model=two_tower" in overrides[1]
+    assert "model=squeezenet" in overrides[0] and "model=squeezenet_early" in overrides[1]
 
 
 @pytest.mark.slow

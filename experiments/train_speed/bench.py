@@ -2,7 +2,8 @@
 
     python experiments/train_speed/bench.py [--model squeezenet] [--steps 60] [--rounds 3]
 
-Prints samples/s of: the data loader alone, a plain loop (forward, MSE, backward, AdamW step), and
+Prints samples/s (pairs, or songs with song batches) of: the data loader alone, a plain loop (forward,
+the module's MSE, backward, AdamW step), and
 Lightning's fit loop (TagMelModule, same optimiser, no validation), alternating the two loops for
 `rounds` rounds and taking medians, then the ratio Lightning / plain (target >= 0.9) and data / plain
 (how much faster data comes than the model consumes it: > 1 means data loading is not the bottleneck).
@@ -20,6 +21,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from mri.models.tag_mel_module import batch_loss
 from mri.utils.config import compose_config
 
 HERE = Path(__file__).resolve().parent
@@ -60,10 +62,10 @@ def plain_rate(cfg, loader, steps: int, warmup: int, batch_size: int) -> float:
     net = hydra.utils.instantiate(cfg.model.net)
     optimizer = hydra.utils.instantiate(cfg.model.optimizer)(params=net.parameters())
     net.train()
-    for i, (tags, mels, target) in enumerate(batches(loader, warmup + steps)):
+    for i, batch in enumerate(batches(loader, warmup + steps)):
         if i == warmup:
             start = time.perf_counter()
-        loss = torch.nn.functional.mse_loss(net(tags, mels), target)
+        loss = batch_loss(net, batch)  # the module's loss function; the loop around it is what is compared
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -23,6 +23,16 @@ from mri.metrics.ranking import TagRankingMetrics, popularity_ranking, random_ra
 log = logging.getLogger(__name__)
 
 
+def batch_loss(net: nn.Module, batch) -> torch.Tensor:
+    """MSE of a training batch: pairs (tags, mels, targets) or songs (mels, targets of every query tag, positions)."""
+    if batch[0].dim() == 1:  # pairs: (B,) tags, (B, 1, 48, k) mels, (B,) targets
+        tags, mels, target = batch
+        return nn.functional.mse_loss(net(tags, mels), target)
+    mels, target, _ = batch  # songs: (B, 1, 48, k), (B, T), (B,)
+    tags = torch.arange(target.shape[1], device=mels.device)
+    return nn.functional.mse_loss(net.score_matrix(tags, mels), target.T)  # (T, B)
+
+
 class TagMelModule(LightningModule):
     """net: an nn.Module with forward(tags, mels) -> (B,) and score_matrix(tags, mels) -> (T, N),
     or its Hydra config (how `load_from_checkpoint` rebuilds it: the config is saved as hparams.net)."""
@@ -58,13 +68,7 @@ class TagMelModule(LightningModule):
         self.val_best.reset()  # forget the sanity check's value
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        if batch[0].dim() == 1:  # pairs: (B,) tags, (B, 1, 48, k) mels, (B,) targets
-            tags, mels, target = batch
-            loss = nn.functional.mse_loss(self.net(tags, mels), target)
-        else:  # songs: (B, 1, 48, k) mels, (B, T) targets of every query tag, (B,) positions
-            mels, target, _ = batch
-            tags = torch.arange(target.shape[1], device=self.device)
-            loss = nn.functional.mse_loss(self.net.score_matrix(tags, mels), target.T)
+        loss = batch_loss(self.net, batch)
         self.train_loss(loss)
         self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
         return loss

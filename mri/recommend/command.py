@@ -19,8 +19,8 @@ log = logging.getLogger(__name__)
 
 # kind -> (what identifies its runs' config, the command that trains one)
 KINDS = {
-    "two_tower": (("model", "net", "_target_"), "TwoTowerNet", "python train.py model=two_tower"),
-    "early_fusion": (("model", "net", "_target_"), "EarlyFusionNet", "python train.py model=squeezenet"),
+    "two_tower": (("model", "net", "_target_"), "TwoTowerNet", "python train.py model=squeezenet"),
+    "early_fusion": (("model", "net", "_target_"), "EarlyFusionNet", "python train.py model=squeezenet_early"),
     "captioner": (("model", "_target_"), "CaptionerModule", "python train.py model=captioner"),
 }
 

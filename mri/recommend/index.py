@@ -130,7 +130,7 @@ class SongIndex:
             raise ValueError(f"index dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
         if not hasattr(net, "encode_songs"):
             raise TypeError(f"{type(net).__name__} has no song tower: the index needs a two-tower checkpoint "
-                            "(python train.py model=two_tower)")
+                            "(python train.py model=squeezenet)")
         folder = Path(folder)
         tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)

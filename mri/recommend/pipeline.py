@@ -75,7 +75,7 @@ class Catalogue:
 def load_tag_mel(ckpt_path: str | Path) -> TagMelModule:
     module = TagMelModule.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=False)
     if not module.query_tags:
-        raise ValueError(f"{ckpt_path} holds no query tags: train it with `python train.py model=two_tower`")
+        raise ValueError(f"{ckpt_path} holds no query tags: train it with `python train.py model=squeezenet`")
     return module.eval()
 
 
