@@ -28,16 +28,16 @@ HERE = Path(__file__).resolve().parent
 
 
 class StepTimer(Callback):
-    """Wall time of the training batches after `warmup` of them."""
+    """Wall time of the training steps after `warmup` of them, over as many epochs as they span."""
 
     def __init__(self, warmup: int):
         self.warmup, self.start, self.end = warmup, None, None
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if batch_idx == self.warmup:
+        if trainer.global_step == self.warmup and self.start is None:
             self.start = time.perf_counter()
 
-    def on_train_epoch_end(self, trainer, pl_module):
+    def on_train_end(self, trainer, pl_module):
         self.end = time.perf_counter()
 
 
@@ -75,7 +75,7 @@ def plain_rate(cfg, loader, steps: int, warmup: int, batch_size: int) -> float:
 def lightning_rate(cfg, datamodule, steps: int, warmup: int, batch_size: int) -> float:
     model = hydra.utils.instantiate(cfg.model)
     timer = StepTimer(warmup)
-    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=1, limit_train_batches=warmup + steps,
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=-1, max_steps=warmup + steps,
                         limit_val_batches=0, logger=False, enable_checkpointing=False, callbacks=[timer],
                         enable_model_summary=False)
     trainer.fit(model, datamodule=datamodule)
