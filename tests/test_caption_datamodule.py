@@ -109,11 +109,11 @@ def test_image_transform():
 
 def test_configs_compose_and_instantiate(tmp_path):
     with initialize_config_dir(config_dir=os.path.abspath(CONFIGS), version_base="1.3"):
-        cfg = compose("train.yaml", overrides=["data=captions", f"paths.data_dir={tmp_path}"])
+        cfg = compose("train.yaml", overrides=["model=captioner", f"paths.data_dir={tmp_path}"])
         assert cfg.data.generate.n_images >= 1000 and cfg.data.vocab_size == 2000
         dm = instantiate(cfg.data, report_dir=None)
         assert isinstance(dm, CaptionDataModule) and dm.root == tmp_path / "flickr8k-synth-n1500-s0"
-        real = compose("train.yaml", overrides=["data=flickr8k", "data.root=/data/flickr8k"])
+        real = compose("train.yaml", overrides=["model=captioner", "data=flickr8k", "data.root=/data/flickr8k"])
         assert real.data.generate is None and real.data.image_size == 224 and real.data.num_workers > 0
 
 

@@ -492,7 +492,7 @@ def read_truth(root: str | os.PathLike) -> dict:
 def generate_melon(
     root: str | os.PathLike,
     n_songs: int = 2000,
-    n_playlists: int = 1500,
+    n_playlists: int = 8000,
     seed: int = 0,
     *,
     secondary_rate: float = 1.0,
