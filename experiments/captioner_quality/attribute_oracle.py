@@ -13,12 +13,11 @@ them is worth; the last row is a describer that knows everything (against four r
 from __future__ import annotations
 
 import argparse
-import json
 import random
-from pathlib import Path
 
-from mri.data.flickr import clean_caption, find_flickr
+from mri.data.flickr import clean_caption
 from mri.metrics.captioning import corpus_bleu
+from scene_attributes import load_scenes
 
 ATTRIBUTE_SETS = (
     ("theme",),
@@ -29,11 +28,6 @@ ATTRIBUTE_SETS = (
     ("theme", "n_people", "colours", "action", "animal", "n_animals"),
     ("theme", "kinds", "colours", "action", "animal", "n_animals"),
 )
-
-
-def scene_attributes(theme: str, scene: dict) -> dict:
-    return {**scene, "theme": theme, "n_people": len(scene["people"]), "kinds": tuple(sorted(scene["people"])),
-            "colours": tuple(scene["colours"])}
 
 
 def consensus(captions: list[list[str]]) -> list[str]:
@@ -47,10 +41,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    root = Path(args.root)
-    files = find_flickr(root)
-    meta = json.loads((root / "mri_synthetic.json").read_text())
-    attrs = {name: scene_attributes(meta["images"][name], scene) for name, scene in meta["scenes"].items()}
+    files, attrs = load_scenes(args.root)
     captions = {name: [clean_caption(c).split() for c in caps] for split in files.splits.values()
                 for name, caps in split}
     train = [name for name, _ in files.splits["train"] if name in attrs]

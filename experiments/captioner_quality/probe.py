@@ -12,36 +12,34 @@ encoder cannot be expected to name these attributes either. Uses the GPU when th
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from mri.data.caption_datamodule import image_transform
-from mri.data.flickr import find_flickr
 from mri.data.images import load_image
 from mri.data.synthetic.scenes import ACTIONS
 from mri.models.backbones import create_backbone
+from scene_attributes import load_scenes
 
 ATTRIBUTES = ("theme", "n_people", "n_animals", "action")
 
 
-def attribute_labels(theme: str, scene: dict, themes: list[str]) -> list[int]:
-    action = scene["action"] if scene["people"] else "none"
-    return [themes.index(theme), len(scene["people"]), scene["n_animals"], [*ACTIONS, "none"].index(action)]
+def attribute_labels(scene: dict, themes: list[str]) -> list[int]:
+    action = scene["action"] if scene["people"] else None
+    return [themes.index(scene["theme"]), scene["n_people"], scene["n_animals"], [*ACTIONS, None].index(action)]
 
 
-def load_split(root: Path, split: str, image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def load_split(root: str, split: str, image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, 3, S, S) images and (N, 4) attribute labels of a split's generated photos."""
-    files, meta = find_flickr(root), json.loads((root / "mri_synthetic.json").read_text())
-    themes = sorted(set(meta["images"].values()))
-    names = [name for name, _ in files.splits[split] if name in meta["scenes"]]
+    files, scenes = load_scenes(root)
+    themes = sorted({scene["theme"] for scene in scenes.values()})
+    names = [name for name, _ in files.splits[split] if name in scenes]
     transform = image_transform(image_size)
     images = torch.stack([transform(load_image(files.image_path(name))) for name in names])
-    labels = torch.tensor([attribute_labels(meta["images"][n], meta["scenes"][n], themes) for n in names])
+    labels = torch.tensor([attribute_labels(scenes[name], themes) for name in names])
     return images, labels
 
 
@@ -57,7 +55,7 @@ def main() -> None:
 
     torch.manual_seed(0)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    (train_x, train_y), (test_x, test_y) = (load_split(Path(args.root), s, args.image_size) for s in ("train", "test"))
+    (train_x, train_y), (test_x, test_y) = (load_split(args.root, s, args.image_size) for s in ("train", "test"))
     train_x, train_y, test_x, test_y = (t.to(device) for t in (train_x, train_y, test_x, test_y))
     majority = [(test_y[:, j] == train_y[:, j].mode().values).float().mean().item() for j in range(len(ATTRIBUTES))]
     print(f"{len(train_x)} training / {len(test_x)} test photos; most frequent value: "
