@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mri.data.caption_datamodule import collate_captioned
 from mri.data.vocab import PAD_ID, Vocabulary, tokenize
 from mri.metrics.captioning import corpus_bleu
 from mri.models.captioner import Captioner
@@ -65,10 +66,9 @@ def main() -> None:
     for epoch in range(args.epochs):
         net.train()
         for batch in torch.randperm(len(captions)).split(16):  # 16 photos, each with all its captions
-            rows = [c for i in batch for c in captions[i]]
-            image_of = torch.tensor([j for j, i in enumerate(batch) for _ in captions[i]])  # (C,)
-            ids = nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=PAD_ID)  # (C, L)
-            logits = net(attributes["train"][batch], ids, image_of)  # (C, L-1, V)
+            # the training batches of model=captioner, with attribute vectors (B, A) in place of images
+            scenes_in, ids, _, image_of = collate_captioned([(attributes["train"][i], captions[i]) for i in batch])
+            logits = net(scenes_in, ids, image_of)  # (C, L-1, V)
             loss = F.cross_entropy(logits.flatten(0, 1), ids[:, 1:].flatten(), ignore_index=PAD_ID)
             optimizer.zero_grad()
             loss.backward()

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mri.data.caption_datamodule import image_transform
+from mri.data.flickr import FlickrFiles
 from mri.data.images import load_image
 from mri.data.synthetic.scenes import ACTIONS
 from mri.models.backbones import create_backbone
@@ -32,9 +33,9 @@ def attribute_labels(scene: dict, themes: list[str]) -> list[int]:
     return [themes.index(scene["theme"]), scene["n_people"], scene["n_animals"], [*ACTIONS, None].index(action)]
 
 
-def load_split(root: str, split: str, image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def load_split(files: FlickrFiles, scenes: dict[str, dict], split: str, image_size: int
+               ) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, 3, S, S) images and (N, 4) attribute labels of a split's generated photos."""
-    files, scenes = load_scenes(root)
     themes = sorted({scene["theme"] for scene in scenes.values()})
     names = [name for name, _ in files.splits[split] if name in scenes]
     transform = image_transform(image_size)
@@ -55,7 +56,8 @@ def main() -> None:
 
     torch.manual_seed(0)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    (train_x, train_y), (test_x, test_y) = (load_split(args.root, s, args.image_size) for s in ("train", "test"))
+    files, scenes = load_scenes(args.root)
+    (train_x, train_y), (test_x, test_y) = (load_split(files, scenes, s, args.image_size) for s in ("train", "test"))
     train_x, train_y, test_x, test_y = (t.to(device) for t in (train_x, train_y, test_x, test_y))
     majority = [(test_y[:, j] == train_y[:, j].mode().values).float().mean().item() for j in range(len(ATTRIBUTES))]
     print(f"{len(train_x)} training / {len(test_x)} test photos; most frequent value: "
