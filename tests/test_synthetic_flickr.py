@@ -11,7 +11,7 @@ from mri.data.flickr import find_flickr
 from mri.data.images import load_image
 from mri.data.synthetic import flickr as synth
 from mri.data.synthetic.flickr import MARKER, TRUTH_FILE, generate_flickr, image_themes, lemmatize, read_truth
-from mri.data.synthetic.scenes import SCENE_KINDS, plan_scene, render_scene
+from mri.data.synthetic.scenes import SCENE_KINDS, _Canvas, layout_subjects, plan_scene, render_scene
 from mri.data.synthetic.themes import THEME_NAMES, get_theme
 from mri.data.vocab import tokenize
 
@@ -114,6 +114,23 @@ def test_every_theme_renders_at_any_size():
         for size in ((32, 24), (200, 150), (90, 160)):
             a = np.asarray(render_scene(plan_scene(theme, rng), size))
             assert a.shape == (size[1], size[0], 3) and a.std() > 10
+
+
+@pytest.mark.parametrize("size", [(160, 120), (120, 160)])
+def test_subjects_stand_apart_inside_the_central_square(size):
+    """What a centre crop keeps holds every person and animal a caption names, none hiding another."""
+    rng = np.random.default_rng(1)
+    w, h = size
+    fx0, fy0 = (1 - min(w, h) / w) / 2, (1 - min(w, h) / h) / 2  # the central square's corner
+    for i in range(200):
+        scene = plan_scene(THEME_NAMES[i % len(THEME_NAMES)], rng)
+        subjects = [("person", p) for p in scene.people] + [("animal", None)] * scene.n_animals
+        canvas = _Canvas(size, rng)
+        xs, feet, sizes = layout_subjects(canvas, scene, subjects, centre=rng.uniform(0.2, 0.8), g=0.6)
+        assert np.all((xs > fx0) & (xs < 1 - fx0)), (scene, xs)
+        assert np.all((feet <= 1 - fy0) & (feet - sizes >= fy0)), (scene, feet, sizes)
+        gaps = np.diff(xs) * w / h  # in image heights, like sizes
+        assert np.all(gaps >= 0.25 * np.minimum(sizes[1:], sizes[:-1])), (scene, xs, sizes)
 
 
 def test_deterministic(tmp_path, root):

@@ -20,7 +20,7 @@ from mri.data.synthetic.scenes import ACTIONS, PLURAL, Scene, caption_scene, pla
 from mri.data.synthetic.themes import THEME_NAMES
 
 TRUTH_FILE = "mri_synthetic.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: subjects framed in the central square, bigger, never overlapping
 IMAGE_DIR = "Flickr8k_Dataset"
 TEXT_DIR = "Flickr8k_text"
 LEMMA_FILE = "Flickr8k.lemma.token.txt"

@@ -492,6 +492,38 @@ def _draw_bird(c: _Canvas, colour: RGB, x: float, y: float, s: float) -> None:
     c.polygon([(x + 0.5 * s * k, y - 0.05 * s), (x + 0.7 * s * k, y), (x + 0.5 * s * k, y + 0.05 * s)], (240, 170, 40))
 
 
+# half the width of a person in each pose (arms, bike wheels, umbrella, skis), in person heights
+_HALF_WIDTH = {"run": 0.24, "dance": 0.22, "bike": 0.36, "umbrella": 0.5, "ski": 0.3, "sit": 0.27, "coffee": 0.27,
+               "read": 0.27}
+PERSON_HEIGHT, ANIMAL_HEIGHT = 0.45, 0.2  # of the frame's height, nearest subject, adults (children: 0.7 of it)
+
+
+def layout_subjects(c: _Canvas, scene: Scene, subjects: list, centre: float, g: float):
+    """Where subjects stand, side by side without overlapping, all inside the photo's central square
+    (what a photographer frames, and what a centre crop keeps): x of each centre, y of its feet, its
+    height; nearer (lower) subjects are bigger."""
+    k = c.h / c.w
+    fx0, fy0 = 0.5 - 0.5 * min(1.0, k), 0.5 - 0.5 * min(1.0, 1 / k)  # the central square's corner
+    frame = 1 - 2 * fy0  # its height, as a fraction of the image height
+    n = len(subjects)
+    low = frame * 0.03
+    feet = c.u(min(max(g + 0.1, fy0 + 0.55 * frame), 1 - fy0 - 2 * low), 1 - fy0 - low, n)  # (n,)
+    depth = 1 + 0.5 * (feet - (1 - fy0))  # (n,) nearer is bigger: 1 at the frame's bottom
+    sizes = np.array([frame * depth[i] * (ANIMAL_HEIGHT if what == "animal" else
+                                          PERSON_HEIGHT * (0.7 if p.kind in ("boy", "girl") else 1.0))
+                      for i, (what, p) in enumerate(subjects)])  # (n,)
+    half = np.array([sizes[i] * k * (0.9 if what == "animal" else _HALF_WIDTH.get(scene.action, 0.2))
+                     for i, (what, _) in enumerate(subjects)])  # (n,) half widths, in image widths
+    gaps = c.u(0.01, 0.04, max(n - 1, 0)) * min(1.0, k)  # (n-1,)
+    span = 2 * half.sum() + gaps.sum()
+    room = 1 - 2 * fx0 - 0.02
+    squeeze = min(1.0, room / span) if n else 1.0  # a crowd too wide for the frame stands closer
+    left_edges = np.concatenate([[0.0], np.cumsum(2 * half[:-1] + gaps)]) * squeeze  # (n,)
+    xs = left_edges + half * squeeze
+    start = np.clip(centre - span * squeeze / 2, fx0 + 0.01, max(fx0 + 0.01, 1 - fx0 - 0.01 - span * squeeze))
+    return xs + start, feet, sizes
+
+
 def render_scene(scene: Scene, size: tuple[int, int]) -> Image.Image:
     """Draw a scene as a (width, height) RGB image, with pixel noise, blur and a colour cast."""
     rng = np.random.default_rng(scene.seed)
@@ -505,23 +537,17 @@ def render_scene(scene: Scene, size: tuple[int, int]) -> Image.Image:
         for x in np.linspace(0, 1, 14):  # the crowd's heads in front
             r = c.u(0.035, 0.05)
             c.ellipse(x - r, 0.9 - r * c.w / c.h, x + r, 1.02, (15, 10, 20))
-    n = len(scene.people) + scene.n_animals
-    xs = centre + (np.arange(n) - (n - 1) / 2) * rng.uniform(0.13, 0.18) * c.h / c.w  # (n,) side by side
-    feet = rng.uniform(g + 0.15, min(0.97, g + 0.35), n)  # (n,)
-    order = np.argsort(feet)  # farther (higher) subjects first
     subjects = [("person", p) for p in scene.people] + [("animal", None)] * scene.n_animals
-    for i in order:
+    xs, feet, sizes = layout_subjects(c, scene, subjects, centre, g)  # (n,) each
+    for i in np.argsort(feet):  # farther (higher) subjects first
         what, person = subjects[i]
-        depth = 0.75 + 0.5 * (feet[i] - g)  # nearer is bigger
         if what == "person":
-            h = 0.42 * depth * (0.7 if person.kind in ("boy", "girl") else 1.0)
-            pose = scene.action
-            if pose == "swim":  # in the sea, above the sand
-                feet[i] = rng.uniform(g - 0.12, g - 0.02) + 0.45 * h
-            _draw_person(c, person, float(xs[i]), float(feet[i]), h, pose)
+            if scene.action == "swim":  # in the sea, above the sand
+                feet[i] = rng.uniform(g - 0.12, g - 0.02) + 0.45 * sizes[i]
+            _draw_person(c, person, float(xs[i]), float(feet[i]), float(sizes[i]), scene.action)
         else:
             _draw_animal(c, scene.animal, c.jitter(COLOURS[scene.animal_colour], 10), float(xs[i]), float(feet[i]),
-                         0.16 * depth, scene.animal_action)
+                         float(sizes[i]), scene.animal_action)
     if scene.bird:
         _draw_bird(c, COLOURS[scene.bird], c.u(0.15, 0.85), c.u(0.08, g - 0.15), 0.07)
     if scene.theme == "rainy_day":

@@ -1,0 +1,75 @@
+"""Captioner training steps in float32 and in bf16 autocast, side by side on this CPU.
+
+    python experiments/train_speed/captioner_precision.py [--steps 20] [--rounds 3] [overrides ...]
+
+The default `model=captioner` (or with Hydra overrides such as model.net.encoder=plain_cnn_deep
+data.image_size=64) on batches of its own generated data: forward, cross-entropy, backward and AdamW
+step, alternating the two precisions for `rounds` rounds; prints the median ms per step of each and
+the ratio. configs/model/captioner.yaml trains in bf16 only where ${mri.fast_precision:cpu} finds
+native bf16 (AVX512-BF16 or AMX); on other CPUs bf16 is emulated and this ratio falls below 1.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from itertools import cycle, islice
+from pathlib import Path
+
+import hydra
+import torch
+import torch.nn.functional as F
+
+from mri.data.vocab import PAD_ID
+from mri.utils.config import compose_config
+from mri.utils.precision import cpu_has_native_bf16
+
+HERE = Path(__file__).resolve().parent
+
+
+def ms_per_step(net, optimizer, batches: list, bf16: bool) -> float:
+    start = time.perf_counter()
+    for images, captions, _, image_of in batches:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = net(images, captions, image_of)  # (C, L-1, V)
+        loss = F.cross_entropy(logits.float().flatten(0, 1), captions[:, 1:].flatten(), ignore_index=PAD_ID)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return (time.perf_counter() - start) / len(batches) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+
+    cfg = compose_config("train", ["model=captioner", "logger=[]", *args.overrides], HERE / "run",
+                         Path(args.data_dir).resolve())
+    torch.manual_seed(0)
+    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    batches = list(islice(cycle(datamodule.train_dataloader()), args.steps))
+    net = hydra.utils.instantiate(cfg.model.net).train()
+    optimizer = hydra.utils.instantiate(cfg.model.optimizer)(params=net.parameters())
+    ms_per_step(net, optimizer, batches[:3], bf16=True)  # warm up both kernels' caches
+    ms_per_step(net, optimizer, batches[:3], bf16=False)
+
+    times = {"float32": [], "bf16": []}
+    for _ in range(args.rounds):
+        times["float32"].append(ms_per_step(net, optimizer, batches, bf16=False))
+        times["bf16"].append(ms_per_step(net, optimizer, batches, bf16=True))
+    median = {k: statistics.median(v) for k, v in times.items()}
+    print(f"encoder {cfg.model.net.encoder}, {cfg.data.batch_size} images ({cfg.data.image_size} px) per step, "
+          f"{torch.get_num_threads()} threads, native bf16: {cpu_has_native_bf16()}")
+    for k, v in median.items():
+        print(f"{k:8}{v:8.0f} ms/step")
+    print(f"bf16 / float32 time = {median['bf16'] / median['float32']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
