@@ -62,6 +62,13 @@ def test_an_interrupted_build_never_looks_complete(melon, tmp_path, monkeypatch)
     assert len(store) > 100
 
 
+def test_opening_a_deleted_store_says_how_to_rebuild_it(melon, tmp_path):
+    store = build_features(melon, FeatureSpec(), tmp_path, range(120))
+    (store.folder / "meta.json").unlink()
+    with pytest.raises(FileNotFoundError, match=r"not a built feature store .*python preprocess\.py"):
+        MelFeatures(store.folder)
+
+
 def test_positions_name_a_song_without_features(melon, tmp_path):
     store = build_features(melon, FeatureSpec(), tmp_path, range(120))
     missing = next(i for i in range(120) if not store.has(np.array([i]))[0])

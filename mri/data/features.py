@@ -69,6 +69,10 @@ class MelFeatures:
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
+        if not (self.folder / "meta.json").is_file():
+            raise FileNotFoundError(
+                f"{self.folder} is not a built feature store (no meta.json; deleted, or its build never finished): "
+                "rebuild it with `python preprocess.py` on the same data settings (training builds it too)")
         self.meta = json.loads((self.folder / "meta.json").read_text())
         self.features = np.load(self.folder / "features.npy", mmap_mode="r")  # (N, 48, k) float16
         self.song_ids = np.load(self.folder / "song_ids.npy")  # (N,)
