@@ -4,7 +4,7 @@
 
 The default `model=captioner` (or with Hydra overrides such as model.net.encoder=plain_cnn_deep
 data.image_size=64) on batches of its own generated data: forward, cross-entropy, backward and AdamW
-step, alternating the two precisions for `rounds` rounds; prints the median ms per step of each and
+step (the module's `batch_loss`), alternating the two precisions for `rounds` rounds; prints the median ms per step of each and
 the ratio. configs/model/captioner.yaml trains in bf16 only where ${mri.fast_precision:cpu} finds
 native bf16 (AVX512-BF16 or AMX); on other CPUs bf16 is emulated and this ratio falls below 1.
 """
@@ -18,9 +18,8 @@ from pathlib import Path
 
 import hydra
 import torch
-import torch.nn.functional as F
 
-from mri.data.vocab import PAD_ID
+from mri.models.captioner_module import batch_loss
 from mri.utils.config import compose_config
 from mri.utils.precision import cpu_has_native_bf16
 
@@ -29,10 +28,9 @@ HERE = Path(__file__).resolve().parent
 
 def ms_per_step(net, optimizer, batches: list, bf16: bool) -> float:
     start = time.perf_counter()
-    for images, captions, _, image_of in batches:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = net(images, captions, image_of)  # (C, L-1, V)
-        loss = F.cross_entropy(logits.float().flatten(0, 1), captions[:, 1:].flatten(), ignore_index=PAD_ID)
+    for batch in batches:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):  # as Lightning's bf16-mixed
+            loss = batch_loss(net, batch)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

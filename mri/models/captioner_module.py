@@ -30,6 +30,13 @@ log = logging.getLogger(__name__)
 KIND = "captioner"
 
 
+def batch_loss(net: nn.Module, batch) -> torch.Tensor:
+    """Teacher-forced cross-entropy of a training batch (the module's loss; also timed by experiments/)."""
+    images, captions, _, image_of = batch  # (B, 3, H, W), (C, L), (C,), (C,)
+    logits = net(images, captions, image_of)  # (C, L-1, V)
+    return nn.functional.cross_entropy(logits.flatten(0, 1), captions[:, 1:].flatten(), ignore_index=PAD_ID)
+
+
 class CaptionerModule(LightningModule):
     """net: a Captioner, or its Hydra config (how `load_from_checkpoint` rebuilds it from hparams.net).
 
@@ -85,9 +92,7 @@ class CaptionerModule(LightningModule):
         self.val_best.reset()  # forget the sanity check's value
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        images, captions, _, image_of = batch  # (B, 3, H, W), (C, L), (C,), (C,)
-        logits = self.net(images, captions, image_of)  # (C, L-1, V)
-        loss = nn.functional.cross_entropy(logits.flatten(0, 1), captions[:, 1:].flatten(), ignore_index=PAD_ID)
+        loss = batch_loss(self.net, batch)
         self.train_loss(loss)
         self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
         return loss

@@ -127,6 +127,10 @@ class Scene:
     car: str  # colour of the car (drive_travel)
     seed: list[int] = field(default_factory=list)  # of the renderer's noise
 
+    def subjects(self) -> list[tuple[str, Person | None]]:
+        """("person", p) for each person, then ("animal", None) for each animal, in drawing slots."""
+        return [("person", p) for p in self.people] + [("animal", None)] * self.n_animals
+
     def summary(self) -> dict:
         """What the truth file records of a scene."""
         return {"people": [p.kind for p in self.people], "colours": [p.colour for p in self.people],
@@ -498,11 +502,11 @@ _HALF_WIDTH = {"run": 0.24, "dance": 0.22, "bike": 0.36, "umbrella": 0.5, "ski":
 PERSON_HEIGHT, ANIMAL_HEIGHT = 0.45, 0.2  # of the frame's height, nearest subject, adults (children: 0.7 of it)
 
 
-def layout_subjects(c: _Canvas, scene: Scene, subjects: list, centre: float, g: float):
+def layout_subjects(c: _Canvas, scene: Scene, centre: float, g: float):
     """Where subjects stand, side by side without overlapping, all inside the photo's central square
     (what a photographer frames, and what a centre crop keeps): x of each centre, y of its feet, its
     height; nearer (lower) subjects are bigger."""
-    k = c.h / c.w
+    subjects, k = scene.subjects(), c.h / c.w
     fx0, fy0 = 0.5 - 0.5 * min(1.0, k), 0.5 - 0.5 * min(1.0, 1 / k)  # the central square's corner
     frame = 1 - 2 * fy0  # its height, as a fraction of the image height
     n = len(subjects)
@@ -537,8 +541,8 @@ def render_scene(scene: Scene, size: tuple[int, int]) -> Image.Image:
         for x in np.linspace(0, 1, 14):  # the crowd's heads in front
             r = c.u(0.035, 0.05)
             c.ellipse(x - r, 0.9 - r * c.w / c.h, x + r, 1.02, (15, 10, 20))
-    subjects = [("person", p) for p in scene.people] + [("animal", None)] * scene.n_animals
-    xs, feet, sizes = layout_subjects(c, scene, subjects, centre, g)  # (n,) each
+    subjects = scene.subjects()
+    xs, feet, sizes = layout_subjects(c, scene, centre, g)  # (n,) each
     for i in np.argsort(feet):  # farther (higher) subjects first
         what, person = subjects[i]
         if what == "person":
