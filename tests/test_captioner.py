@@ -53,6 +53,28 @@ def test_captions_share_their_image_encoding(attention):
     assert shared.shape == (5, 5, V) and torch.allclose(shared, repeated, atol=1e-5)
 
 
+@pytest.mark.parametrize("attention", [False, True])
+def test_teacher_forcing_scores_what_decoding_steps_score(attention):
+    net = tiny(attention)
+    images, ids = torch.randn(3, 3, 32, 32), captions(3, 6)
+    with torch.no_grad():
+        forced = net(images, ids)  # (3, 5, V), one fused LSTM call without attention
+        memory, state = net.start(images)
+        stepped = net.decoder.stepped(ids[:, :-1], state, memory)  # the steps greedy and beam search run
+    assert forced.shape == (3, 5, V) and torch.allclose(forced, stepped, atol=1e-5)
+
+
+def test_checkpoint_of_the_lstm_cell_decoder_loads():
+    net = tiny()
+    old = {k.replace("_l0", ""): v for k, v in net.state_dict().items()}  # nn.LSTMCell names, before the fused LSTM
+    assert "decoder.lstm.weight_ih" in old
+    restored = tiny(seed=1)
+    restored.load_state_dict(old)  # strict
+    images, ids = torch.randn(2, 3, 32, 32), captions(2, 6)
+    with torch.no_grad():
+        assert torch.equal(restored(images, ids), net(images, ids))
+
+
 def test_frozen_encoder_gets_no_gradient():
     net = Captioner(V, encoder="plain_cnn", trainable_encoder=False, embed_dim=8, hidden_dim=16)
     assert not any(p.requires_grad for p in net.encoder.backbone.parameters())

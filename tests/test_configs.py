@@ -27,6 +27,13 @@ def test_every_experiment_composes_and_builds_its_model(tmp_path, experiment):
     assert cfg.monitor.metric and cfg.optimized_metric
 
 
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_evaluates_with_its_own_data_and_model(tmp_path, experiment):
+    train = compose(tmp_path, f"experiment={experiment}")
+    evaluate = compose(tmp_path, f"experiment={experiment}", "ckpt_path=x.ckpt", config="eval")
+    assert evaluate.data == train.data and evaluate.model == train.model
+
+
 @pytest.mark.parametrize("search", SEARCHES)
 def test_every_sweep_composes(tmp_path, search):
     cfg = compose(tmp_path, f"hparams_search={search}")

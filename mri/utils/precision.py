@@ -1,7 +1,7 @@
 """`${mri.fast_precision:<accelerator>}`: the mixed precision an accelerator runs fast, for configs.
 
 bf16 autocast roughly halves a captioner training step on CPUs with AVX512-BF16 or AMX (measured in
-experiments/train_speed/captioner_precision.py); elsewhere on a CPU it is emulated and slower than float32.
+experiments/train_speed/captioner_step.py); elsewhere on a CPU it is emulated and slower than float32.
 """
 from __future__ import annotations
 

@@ -1,12 +1,17 @@
-"""Captioner training steps in float32 and in bf16 autocast, side by side on this CPU.
+"""Captioner training steps on this CPU, side by side: float32 or bf16 autocast, fused or per-word LSTM.
 
-    python experiments/train_speed/captioner_precision.py [--steps 20] [--rounds 3] [overrides ...]
+    python experiments/train_speed/captioner_step.py [--steps 20] [--rounds 3] [overrides ...]
 
 The default `model=captioner` (or with Hydra overrides such as model.net.encoder=plain_cnn_deep
 data.image_size=64) on batches of its own generated data: forward, cross-entropy, backward and AdamW
-step (the module's `batch_loss`), alternating the two precisions for `rounds` rounds; prints the median ms per step of each and
-the ratio. configs/model/captioner.yaml trains in bf16 only where ${mri.fast_precision:cpu} finds
-native bf16 (AVX512-BF16 or AMX); on other CPUs bf16 is emulated and this ratio falls below 1.
+step (the module's `batch_loss`), alternating the variants for `rounds` rounds; prints the median ms
+per step of each and their ratios.
+
+- precision: configs/model/captioner.yaml trains in bf16 only where ${mri.fast_precision:cpu} finds
+  native bf16 (AVX512-BF16 or AMX); on other CPUs bf16 is emulated and its ratio falls below 1.
+- LSTM: without attention, teacher forcing runs the decoder's LSTM over whole captions in one call
+  (`CaptionDecoder.teacher_forced`); "per-word" runs it one word at a time (`CaptionDecoder.stepped`,
+  how it ran before, and still runs with attention).
 """
 from __future__ import annotations
 
@@ -26,7 +31,13 @@ from mri.utils.precision import cpu_has_native_bf16
 HERE = Path(__file__).resolve().parent
 
 
-def ms_per_step(net, optimizer, batches: list, bf16: bool) -> float:
+VARIANTS = {"float32, per-word LSTM": (False, False), "float32": (False, True),
+            "bf16, per-word LSTM": (True, False), "bf16": (True, True)}  # name: (bf16, fused LSTM)
+
+
+def ms_per_step(net, optimizer, batches: list, bf16: bool, fused: bool) -> float:
+    if not fused:
+        net.decoder.teacher_forced = net.decoder.stepped  # an instance attribute, deleted below
     start = time.perf_counter()
     for batch in batches:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):  # as Lightning's bf16-mixed
@@ -34,7 +45,10 @@ def ms_per_step(net, optimizer, batches: list, bf16: bool) -> float:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    return (time.perf_counter() - start) / len(batches) * 1000
+    elapsed = time.perf_counter() - start
+    if not fused:
+        del net.decoder.teacher_forced
+    return elapsed / len(batches) * 1000
 
 
 def main() -> None:
@@ -54,19 +68,23 @@ def main() -> None:
     batches = list(islice(cycle(datamodule.train_dataloader()), args.steps))
     net = hydra.utils.instantiate(cfg.model.net).train()
     optimizer = hydra.utils.instantiate(cfg.model.optimizer)(params=net.parameters())
-    ms_per_step(net, optimizer, batches[:3], bf16=True)  # warm up both kernels' caches
-    ms_per_step(net, optimizer, batches[:3], bf16=False)
+    if net.decoder.attention is not None:
+        raise SystemExit("with model.net.attention=true teacher forcing always runs per word: nothing to compare")
+    for bf16, fused in VARIANTS.values():  # warm up every kernel's caches
+        ms_per_step(net, optimizer, batches[:3], bf16, fused)
 
-    times = {"float32": [], "bf16": []}
+    times = {name: [] for name in VARIANTS}
     for _ in range(args.rounds):
-        times["float32"].append(ms_per_step(net, optimizer, batches, bf16=False))
-        times["bf16"].append(ms_per_step(net, optimizer, batches, bf16=True))
+        for name, (bf16, fused) in VARIANTS.items():
+            times[name].append(ms_per_step(net, optimizer, batches, bf16, fused))
     median = {k: statistics.median(v) for k, v in times.items()}
     print(f"encoder {cfg.model.net.encoder}, {cfg.data.batch_size} images ({cfg.data.image_size} px) per step, "
           f"{torch.get_num_threads()} threads, native bf16: {cpu_has_native_bf16()}")
     for k, v in median.items():
-        print(f"{k:8}{v:8.0f} ms/step")
-    print(f"bf16 / float32 time = {median['bf16'] / median['float32']:.2f}")
+        print(f"{k:24}{v:8.0f} ms/step")
+    for a, b in [("float32", "float32, per-word LSTM"), ("bf16", "bf16, per-word LSTM"), ("bf16", "float32"),
+                 ("bf16", "float32, per-word LSTM")]:
+        print(f"{a} / {b} time = {median[a] / median[b]:.2f}")
 
 
 if __name__ == "__main__":
