@@ -1,8 +1,10 @@
-"""BLEU equals nltk's corpus_bleu; CIDEr-D on a hand-checked case; the Metric's collection."""
+"""BLEU equals nltk's corpus_bleu; CIDEr-D on a hand-checked case; the Metric's collection, in 1 and 2 processes."""
 
+import json
 import math
 import random
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -72,3 +74,33 @@ def test_caption_metrics_collects_across_batches_and_dedups_by_index():
         assert float(values[key]) == pytest.approx(value, abs=1e-6)
     metric.reset()
     assert metric.pairs == {}
+
+
+HYPS = ["a dog runs on the beach", "a red car in snow", "people dance at a party", "a man in the snow",
+        "a cat on a red car"]
+REFS = [["a dog runs on the beach", "a dog on the sand"], ["snow covers a red car"],
+        ["people dance at a party", "a crowd at a concert"], ["a man walks in the snow"], ["a cat sits on a car"]]
+
+
+def _score_in_process(rank: int, folder: str) -> None:
+    """One of two DDP processes: a DistributedSampler's share of images 0..4, padded by repeating image 0."""
+    torch.distributed.init_process_group("gloo", init_method=f"file://{folder}/rendezvous", rank=rank, world_size=2)
+    try:
+        metric = CaptionMetrics()
+        shard = [0, 2, 4] if rank == 0 else [1, 3, 0]
+        metric.update([HYPS[i] for i in shard], [REFS[i] for i in shard], torch.tensor(shard))
+        Path(folder, f"rank{rank}.json").write_text(json.dumps({k: float(v) for k, v in metric.compute().items()}))
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_caption_metrics_gather_every_process_and_count_padding_once(tmp_path):
+    torch.multiprocessing.spawn(_score_in_process, args=(str(tmp_path),), nprocs=2)
+    expected = caption_scores([h.split() for h in HYPS], [[r.split() for r in rs] for rs in REFS])
+    one_shard = caption_scores([HYPS[i].split() for i in (0, 2, 4)], [[r.split() for r in REFS[i]] for i in (0, 2, 4)])
+    assert one_shard["bleu2"] != pytest.approx(expected["bleu2"])  # a process alone would score differently
+    for rank in (0, 1):
+        scores = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        for key, value in expected.items():
+            assert scores[key] == pytest.approx(value, abs=1e-6), (rank, key)

@@ -11,6 +11,7 @@ import torch
 
 from mri.caption import caption_files, image_paths
 from mri.data.images import BadImage
+from mri.eval import evaluate
 from mri.models.captioner_module import load_captioner
 from mri.train import train
 
@@ -59,6 +60,23 @@ def test_checkpoint_captions_photos_alone(make_cfg, tmp_path):
     lines = run.stdout.strip().splitlines()
     assert len(lines) == 2 and all("\t" in line for line in lines)
     assert "broken.jpg\tcannot caption:" in run.stderr
+
+
+@pytest.mark.slow
+def test_ddp_with_two_cpu_processes_scores_like_one_process(make_cfg):
+    # TensorBoard, not CSV: Lightning's CSVLogger cannot follow ddp_spawn from fit into test. After 3
+    # batches the captions hardly vary; test_caption_metrics checks the gathering on distinct captions.
+    cfg = make_cfg("train", "captions", *SMALL_NET, "+trainer.limit_train_batches=3", "trainer=ddp_sim",
+                   "logger=tensorboard")
+    _, objects = train(cfg)
+    assert objects["trainer"].world_size == 2
+    run = Path(cfg.paths.output_dir)
+    spread = json.loads((run / "metrics.json").read_text())  # test photos split over 2 processes, padded
+    one = make_cfg("eval", "captions", *SMALL_NET, f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}",
+                   f"paths.output_dir={run / 'eval'}")
+    alone, _ = evaluate(one)  # the same checkpoint, every test photo in one process
+    for name in ("test/bleu1", "test/bleu4", "test/cider"):
+        assert spread[name] == pytest.approx(alone[name], abs=1e-6)
 
 
 def test_load_captioner_refuses_another_kind(tmp_path):
