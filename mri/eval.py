@@ -8,7 +8,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from mri.utils.checkpoints import read_checkpoint
+from mri.checkpoints import read_checkpoint
 from mri.utils.loggers import instantiate_group
 from mri.utils.run import apply_extras, task_wrapper, write_metrics
 

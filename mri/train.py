@@ -9,7 +9,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from mri.utils.checkpoints import resume_wandb_run
+from mri.checkpoints import resume_wandb_run
 from mri.utils.loggers import instantiate_group
 from mri.utils.run import apply_extras, task_wrapper, write_metrics
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from omegaconf import open_dict
 
+from mri.checkpoints import CheckpointError
 from mri.data.melon import DataRootError
 from mri.eval import evaluate
 from mri.train import train
@@ -68,7 +69,7 @@ def test_eval_scores_a_checkpoint_and_refuses_another_model(make_cfg, tmp_path):
     with pytest.raises(ValueError, match="does not match the configured model"):
         evaluate(wrong)
     missing = make_cfg("eval", "tag_mel", "model=squeezenet", f"ckpt_path={tmp_path / 'nope.ckpt'}")
-    with pytest.raises(FileNotFoundError, match="nope.ckpt does not exist"):
+    with pytest.raises(CheckpointError, match="nope.ckpt does not exist"):
         evaluate(missing)
 
 

@@ -18,7 +18,7 @@ from mri.data.caption_datamodule import CaptionDataModule
 from mri.data.synthetic.scenes import NUMBERS, PERSON_KINDS, PLURAL
 from mri.data.synthetic.themes import get_theme
 from mri.models.captioner_module import load_captioner
-from mri.utils.checkpoints import read_checkpoint
+from mri.checkpoints import read_checkpoint
 
 PEOPLE_WORDS = {*PERSON_KINDS, *(PLURAL[k] for k in PERSON_KINDS), "person", "people"}
 GROUP = range(3, len(NUMBERS))  # "a group of people": three or more (the generator draws up to four)

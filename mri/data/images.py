@@ -10,10 +10,14 @@ import os
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms import functional as TF
 
 from mri.data.report import SkipReport
 
@@ -97,6 +101,28 @@ def _to_8bit(a: np.ndarray, mode: str) -> np.ndarray:
     else:  # "I": 8-bit, 16-bit (older PIL's PNGs) or wider data in 32-bit ints
         full = 255.0 if peak <= 255 else 65535.0 if peak <= 65535 else peak
     return np.clip(np.rint(a * (255.0 / full)), 0, 255).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class ImagePreprocessing:
+    """RGB PIL image -> (3, crop, crop) float32: short side to `resize`, centre crop, normalise.
+
+    Plain data (saved in checkpoints as a dict); the defaults are EfficientNet-Lite0's.
+    """
+
+    resize: int = 256
+    crop: int = 224
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    interpolation: str = "bicubic"
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        image = TF.resize(image, self.resize, InterpolationMode(self.interpolation), antialias=True)
+        x = TF.to_tensor(TF.center_crop(image, self.crop))  # (3, crop, crop) in [0, 1]
+        return TF.normalize(x, self.mean, self.std)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 class ImageReport(SkipReport):

@@ -23,7 +23,7 @@ from torchmetrics import MaxMetric, MeanMetric
 from mri.data.caption_datamodule import IMAGENET_MEAN, IMAGENET_STD
 from mri.data.vocab import PAD_ID, Vocabulary, tokenize
 from mri.metrics.captioning import CaptionMetrics
-from mri.utils.checkpoints import read_checkpoint, wandb_run_id
+from mri.checkpoints import read_checkpoint, wandb_run_id
 
 log = logging.getLogger(__name__)
 

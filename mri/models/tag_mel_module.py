@@ -17,7 +17,7 @@ from lightning import LightningModule
 from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
 
-from mri.utils.checkpoints import wandb_run_id
+from mri.checkpoints import wandb_run_id
 from mri.metrics.ranking import TagRankingMetrics, popularity_ranking, random_ranking
 
 log = logging.getLogger(__name__)

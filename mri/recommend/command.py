@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from mri.caption import IMAGE_SUFFIXES, image_paths
 from mri.data.features import MelFeatures
 from mri.recommend.index import SongIndex
-from mri.utils.checkpoints import read_checkpoint
+from mri.checkpoints import read_checkpoint
 from mri.recommend.pipeline import PhotoError, PhotoResult, Recommender, load_tag_mel
 from mri.recommend.wandb_table import log_recommendations
 

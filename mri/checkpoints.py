@@ -1,4 +1,4 @@
-"""Checkpoint look-ups: what a checkpoint holds, and the W&B run it belongs to."""
+"""Checkpoints: reading them, what they hold, and the W&B run they belong to."""
 from __future__ import annotations
 
 import logging
@@ -10,16 +10,20 @@ from omegaconf import DictConfig, open_dict
 log = logging.getLogger(__name__)
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: the message is one sentence naming the path and what to do."""
+
+
 def read_checkpoint(path: str | Path) -> dict:
     """The checkpoint dict, or an error that names the path and says what to pass."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist; pass ckpt_path=<run folder>/checkpoints/"
-                                "best.ckpt (or last.ckpt) of a run made by `python train.py`")
+        raise CheckpointError(f"checkpoint {path} does not exist; pass ckpt_path=<run folder>/checkpoints/"
+                              "best.ckpt (or last.ckpt) of a run made by `python train.py`")
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:
-        raise ValueError(f"{path} is not a readable PyTorch checkpoint ({err})") from err
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({err})") from err
 
 
 def resume_wandb_run(cfg: DictConfig) -> None:
