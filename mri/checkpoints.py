@@ -84,15 +84,17 @@ def read_checkpoint(path: str | Path) -> dict:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError as err:  # weights_only refused an object: nothing of it ran
         if any(mark in str(err) for mark in OLD_FORMAT_MARKS):
-            raise CheckpointError(f"{path} was written by an older MRI and holds Python objects, which are not read "
-                                  f"for safety: if you trust the file, convert it once with `{UPGRADE} {path}`") from None
+            raise CheckpointError(f"{path} was written by an older MRI and holds Python objects, which are not "
+                                  f"read for safety: if you trust the file, convert it once with `{UPGRADE} {path}`"
+                                  ) from None
         raise CheckpointError(f"{path} holds Python objects other than plain data, so it was refused unread (loading "
                               "it could run code): MRI's checkpoints hold only dicts, lists, numbers, strings and "
                               "tensors; pass one written by `python train.py`") from None
     except Exception as err:  # truncated, not a zip or pickle, wrong magic number...
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({type(err).__name__}: "
-                              f"{str(err).splitlines()[0] if str(err) else 'no detail'}): it may be cut short or "
-                              "another kind of file; pass a best.ckpt or last.ckpt written by `python train.py`") from None
+        detail = str(err).splitlines()[0] if str(err) else "no detail"
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({type(err).__name__}: {detail}): it may "
+                              "be cut short or another kind of file; pass a best.ckpt or last.ckpt written by "
+                              "`python train.py`") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(f"{path} is a PyTorch file but not a Lightning checkpoint: pass a best.ckpt or last.ckpt "
                               "written by `python train.py`")

@@ -29,7 +29,8 @@ def check_matches(checkpoint: dict, cfg: DictConfig, path: str) -> None:
     saved = (checkpoint.get("hyper_parameters") or {}).get("net") or {}
     wanted = OmegaConf.to_container(cfg.model.get("net", {}), resolve=True)
     keys = sorted((set(saved) | set(wanted)) - {"pretrained"})  # where the first weights came from is moot
-    diffs = [f"{k}: checkpoint {saved.get(k)!r}, config {wanted.get(k)!r}" for k in keys if saved.get(k) != wanted.get(k)]
+    diffs = [f"{k}: checkpoint {saved.get(k)!r}, config {wanted.get(k)!r}"
+             for k in keys if saved.get(k) != wanted.get(k)]
     if diffs:
         raise ValueError(f"checkpoint {path} does not match the configured model ({'; '.join(diffs)}): "
                          "pass the model=... and model.net.* overrides it was trained with, or no model= at all")

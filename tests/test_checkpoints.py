@@ -67,27 +67,30 @@ def test_our_checkpoints_are_plain_data_and_describe_themselves(trained):
     assert len(read_checkpoint(ckpts["captioner"])["mri"]["data"]["vocab"]) > 4
 
 
-def test_a_crafted_checkpoint_is_refused_unread_by_every_entry_point(trained, tmp_path, make_cfg):
-    base, data, ckpts, flickr = trained
+def attempt(entry: str, name: str, bad: Path, trained, tmp_path: Path, make_cfg):
+    """Run one entry point with the checkpoint `name` ("tag_mel" or "captioner") swapped for `bad`."""
+    _, data, _, flickr = trained
     photo = flickr.image_path(flickr.splits["test"][0][0])
-    for name, kind in (("tag_mel", "two_tower"), ("captioner", "captioner")):
-        bad, marker = crafted(ckpts[name], tmp_path / name)
-        attempts = {
-            "eval": lambda: evaluate(compose_config("eval", [f"ckpt_path={bad}"], tmp_path / "eval", data)),
-            "caption": lambda: caption(compose_config("caption", [f"ckpt_path={bad}", f"image={photo}"],
-                                                      tmp_path / "caption", data)),
-            "recommend": lambda: recommend(with_checkpoint(
-                recommend_cfg(trained, tmp_path, f"image={photo}", "build_index=true"), f"{name}_ckpt", bad)),
-            "serve": lambda: app_from_config(with_checkpoint(
-                recommend_cfg(trained, tmp_path, "build_index=true", config_name="serve"), f"{name}_ckpt", bad)),
-        }
-        if name == "tag_mel":
-            attempts["train resume"] = lambda: train(make_cfg("train", "tag_mel", "model=squeezenet",
-                                                              f"ckpt_path={bad}"))
-        for entry, attempt in attempts.items():
-            with pytest.raises(CheckpointError, match="refused unread"):
-                attempt()
-            assert not marker.exists(), f"{entry} ran the checkpoint's code"
+    if entry == "eval":
+        return evaluate(compose_config("eval", [f"ckpt_path={bad}"], tmp_path / "eval", data))
+    if entry == "caption":
+        return caption(compose_config("caption", [f"ckpt_path={bad}", f"image={photo}"], tmp_path / "caption", data))
+    if entry == "train resume":
+        return train(make_cfg("train", "tag_mel", "model=squeezenet", f"ckpt_path={bad}"))
+    if entry == "recommend":
+        return recommend(with_checkpoint(recommend_cfg(trained, tmp_path, f"image={photo}", "build_index=true"),
+                                         f"{name}_ckpt", bad))
+    return app_from_config(with_checkpoint(recommend_cfg(trained, tmp_path, "build_index=true", config_name="serve"),
+                                           f"{name}_ckpt", bad))
+
+
+@pytest.mark.parametrize("name, entry", [("tag_mel", e) for e in ("train resume", "eval", "recommend", "serve")]
+                         + [("captioner", e) for e in ("eval", "caption", "recommend", "serve")])
+def test_a_crafted_checkpoint_is_refused_unread_by_every_entry_point(trained, tmp_path, make_cfg, name, entry):
+    bad, marker = crafted(trained[2][name], tmp_path / "craft")
+    with pytest.raises(CheckpointError, match="refused unread"):
+        attempt(entry, name, bad, trained, tmp_path, make_cfg)
+    assert not marker.exists(), f"{entry} ran the checkpoint's code"
 
 
 def test_a_crafted_run_planted_under_logs_is_skipped(trained, tmp_path, caplog):

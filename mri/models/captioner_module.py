@@ -75,8 +75,9 @@ class CaptionerModule(MRIModule):
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
         if getattr(datamodule, "vocab", None) is not None:
+            generated = datamodule.hparams.get("generate") is not None
             self.adopt_data_facts({"vocab": datamodule.vocab.to_list(), "image_size": datamodule.image_size,
-                                   "root": str(datamodule.root), "generated": datamodule.hparams.get("generate") is not None})
+                                   "root": str(datamodule.root), "generated": generated})
 
     def data_facts(self) -> dict:
         """vocab (the words, in id order), image_size (of the training images), the Flickr root and whether it
@@ -109,7 +110,7 @@ class CaptionerModule(MRIModule):
         if self._wandb() is not None and len(self._samples) < self.hparams.num_samples:
             images, references, _ = batch
             room = self.hparams.num_samples - len(self._samples)
-            self._samples += list(zip(images[:room].cpu(), hypotheses, references))
+            self._samples += list(zip(images[:room].cpu(), hypotheses[:room], references[:room], strict=True))
 
     def test_step(self, batch, batch_idx: int) -> None:
         self._score_split(batch, self.test_metrics)

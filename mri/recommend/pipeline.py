@@ -1,6 +1,6 @@
 """Photo -> caption -> keywords -> weighted Melon tags -> top-k songs, with every step kept for display.
 
-    recommender = Recommender.load(tag_mel_ckpt, captioner_ckpt, index_dir)
+    recommender = Recommender.load(captioner_ckpt, tag_mel_ckpt, index_dir)
     for result in recommender.recommend([Path("beach.jpg")], k=10):
         print(result.to_dict())  # PhotoResult (caption, trail, songs) or PhotoError (why the photo was unusable)
 
