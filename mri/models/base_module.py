@@ -11,14 +11,14 @@
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import hydra
 import torch
 from lightning import LightningModule
 from torch import nn
-from torchmetrics import MaxMetric, MeanMetric, Metric
+from torchmetrics import MaxMetric, MeanMetric
 
 from mri.checkpoints import KINDS, CheckpointError, not_plain, partial_config, to_plain, wandb_run_id
 
@@ -39,10 +39,11 @@ def checked_target(config: Mapping, allowed: tuple[str, ...] | str, what: str) -
 
 
 class MRIModule(LightningModule):
-    """Subclasses set `monitor` (the validation metric, e.g. "bleu4") and implement `batch_loss`, `data_facts`
-    and `adopt_data_facts`; their metric objects are reset at the start of each stage by `stage_metrics`."""
+    """Subclasses set `monitor` (the validation metric, e.g. "bleu4"), `loss` and `val_metrics` / `test_metrics`
+    (reset when their stage starts), and implement `facts_of`, `data_facts` and `adopt_data_facts`."""
 
     monitor: str
+    loss: Callable[[nn.Module, Any], torch.Tensor]  # (net, training batch) -> loss: a staticmethod of the subclass
 
     def __init__(self, net: nn.Module | Mapping, optimizer: Any, scheduler: Any = None, **hparams):
         super().__init__()
@@ -57,11 +58,14 @@ class MRIModule(LightningModule):
     def kind(self) -> str:
         return self.net.kind
 
-    def batch_loss(self, batch) -> torch.Tensor:
-        raise NotImplementedError
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        facts = self.facts_of(datamodule) if datamodule is not None else None
+        if facts:
+            self.adopt_data_facts(facts)
 
-    def stage_metrics(self, stage: str) -> list[Metric]:
-        """The metric objects of a stage ("val" or "test"), reset when it starts."""
+    def facts_of(self, datamodule) -> dict | None:
+        """The data facts a datamodule gives (None when it is not one this model trains on)."""
         raise NotImplementedError
 
     def data_facts(self) -> dict:
@@ -76,18 +80,16 @@ class MRIModule(LightningModule):
         self.val_best.reset()  # forget the sanity check's value
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        loss = self.batch_loss(batch)
+        loss = self.loss(self.net, batch)
         self.train_loss(loss)
         self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
     def on_validation_epoch_start(self) -> None:
-        for metric in self.stage_metrics("val"):
-            metric.reset()
+        self.val_metrics.reset()
 
     def on_test_epoch_start(self) -> None:
-        for metric in self.stage_metrics("test"):
-            metric.reset()
+        self.test_metrics.reset()  # a second trainer.test of the same module scores afresh
 
     def log_best(self, value: torch.Tensor) -> None:
         """Track and log the best-so-far validation value of the monitored metric."""

@@ -66,18 +66,13 @@ class CaptionerModule(MRIModule):
             ids = self.net.beam_search(images, beam_size, self.hparams.max_len, self.hparams.length_penalty)
         return [self.vocab.decode(row) for row in ids.tolist()]
 
-    def batch_loss(self, batch) -> torch.Tensor:
-        return batch_loss(self.net, batch)
+    loss = staticmethod(batch_loss)
 
-    def stage_metrics(self, stage: str) -> list[CaptionMetrics]:
-        return [self.val_metrics if stage == "val" else self.test_metrics]
-
-    def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if getattr(datamodule, "vocab", None) is not None:
-            generated = datamodule.hparams.get("generate") is not None
-            self.adopt_data_facts({"vocab": datamodule.vocab.to_list(), "image_size": datamodule.image_size,
-                                   "root": str(datamodule.root), "generated": generated})
+    def facts_of(self, datamodule) -> dict | None:
+        if getattr(datamodule, "vocab", None) is None:
+            return None
+        return {"vocab": datamodule.vocab.to_list(), "image_size": datamodule.image_size,
+                "root": str(datamodule.root), "generated": datamodule.hparams.get("generate") is not None}
 
     def data_facts(self) -> dict:
         """vocab (the words, in id order), image_size (of the training images), the Flickr root and whether it

@@ -47,20 +47,15 @@ class TagMelModule(MRIModule):
     def forward(self, tags: torch.Tensor, mels: torch.Tensor) -> torch.Tensor:
         return self.net(tags, mels)
 
-    def batch_loss(self, batch) -> torch.Tensor:
-        return batch_loss(self.net, batch)
+    loss = staticmethod(batch_loss)
 
-    def stage_metrics(self, stage: str) -> list[TagRankingMetrics]:
-        return [self.val_metrics if stage == "val" else self.test_metrics]
-
-    def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if getattr(datamodule, "query_tags", None) is not None:
-            hp = datamodule.hparams
-            self.adopt_data_facts({"query_tags": list(datamodule.query_tags), "root": str(datamodule.root),
-                                   "generated": hp.get("generate") is not None,
-                                   "min_tag_count": hp.min_tag_count, "similarity_dim": hp.similarity_dim,
-                                   "features": str(datamodule.store.folder)})
+    def facts_of(self, datamodule) -> dict | None:
+        if getattr(datamodule, "query_tags", None) is None:
+            return None
+        hp = datamodule.hparams
+        return {"query_tags": list(datamodule.query_tags), "root": str(datamodule.root),
+                "generated": hp.get("generate") is not None, "min_tag_count": hp.min_tag_count,
+                "similarity_dim": hp.similarity_dim, "features": str(datamodule.store.folder)}
 
     def data_facts(self) -> dict:
         """query_tags (the model's tag ids, in order), the Melon root and whether it was generated, the tag
