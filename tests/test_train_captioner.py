@@ -49,7 +49,7 @@ def test_checkpoint_captions_photos_alone(make_cfg, tmp_path):
 
     photos = _photos(datamodule, tmp_path / "photos")
     paths = image_paths(tmp_path / "photos")
-    results = dict(zip(paths, ImageStage([CaptionModel(captioner)]).run(paths, batch_size=2)))
+    results = dict(zip(paths, ImageStage([CaptionModel(captioner)]).run(paths, batch_size=2), strict=True))
     assert list(results) == photos
     assert isinstance(results[tmp_path / "photos" / "broken.jpg"], BadImage)
     assert sum(isinstance(r, dict) and isinstance(r["caption"], str) for r in results.values()) == 2
