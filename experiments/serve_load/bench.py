@@ -1,17 +1,19 @@
 """The page under load: photos/s and latency at 1, 4 and 16 concurrent clients, today's server beside the new one.
 
     python experiments/serve_load/bench.py [--baseline fd373d8] [--clients 1 4 16] [--uploads 30 80 160]
-                                           [--memory-uploads 1000] [serve.yaml overrides, e.g. tag_mel_ckpt=...]
+                                           [--memory-uploads 1000] [--baseline-override KEY=VALUE ...]
+                                           [serve.yaml overrides, e.g. tag_mel_ckpt=...]
 
 Both servers are started as `python serve.py` processes on 127.0.0.1 from their own source trees (the
-baseline: `git archive <rev>` into a temporary folder), on the same checkpoints and index (the latest runs
-under logs/, or the overrides given). Each load level runs on the two servers in turn (baseline, then new),
-with the same photos; a client is a thread with its own httpx connection that posts its share of uploads one
-after the other (bounded: the loop stops by itself). Printed per server and level: photos/s (answers / wall
-time), p50 and p99 latency, errors; the server's resident memory (VmRSS) before and after; the answers of both
-servers to the same photos compared; the two one-pixel-high and one-pixel-wide PNGs (20000 x 1, 1 x 20000):
-latency and peak memory (VmHWM, reset before each); then memory of the new server after 100 and after
---memory-uploads uploads.
+baseline: `git archive <rev>` into a temporary folder), on the same trained models (the latest runs under
+logs/, or the overrides given; --baseline-override replaces an override for the baseline alone, e.g. the
+checkpoint before `python -m mri.checkpoints upgrade` and its own index). Each load level runs on the two
+servers in turn (baseline, then new), with the same photos; a client is a thread with its own httpx connection
+that posts its share of uploads one after the other (bounded: the loop stops by itself). Printed per server
+and level: photos/s (answers / wall time), p50 and p99 latency, errors; the server's resident memory (VmRSS)
+before and after; the answers of both servers to the same photos compared; the two one-pixel-high and
+one-pixel-wide PNGs (20000 x 1, 1 x 20000): latency and peak memory (VmHWM, reset before each); then memory
+of the new server after 100 and after --memory-uploads uploads.
 
 Photos: real ones under experiments/real_photos/ when there are any, else generated scenes of every theme at
 camera size (--size 1600 1200, JPEG quality 90).
@@ -49,6 +51,8 @@ def main() -> None:
     parser.add_argument("--memory-uploads", type=int, default=1000, help="uploads of the memory run (0: none)")
     parser.add_argument("--size", type=int, nargs=2, default=[1600, 1200], help="generated photos' width, height")
     parser.add_argument("--photos", type=int, default=16, help="distinct generated photos")
+    parser.add_argument("--baseline-override", action="append", default=[], metavar="KEY=VALUE",
+                        help="a serve.yaml override for the baseline only (replaces the same key of the others)")
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("overrides", nargs="*", help="serve.yaml overrides for both servers")
     args = parser.parse_args()
@@ -61,7 +65,8 @@ def main() -> None:
         trees = {"new": ROOT}
         if args.baseline != "none":
             trees[args.baseline] = stack.enter_context(source_tree(args.baseline))
-        servers = {name: stack.enter_context(Server(tree, args.overrides)) for name, tree in trees.items()}
+        overrides = {"new": args.overrides, args.baseline: merged(args.overrides, args.baseline_override)}
+        servers = {name: stack.enter_context(Server(tree, overrides[name])) for name, tree in trees.items()}
         report = {"load_average_start": load_average(), "photos": kind, "levels": [], "servers": {}}
         for server in servers.values():
             warm_up(server, photos)
@@ -135,6 +140,12 @@ def source_tree(revision: str):
         archive = subprocess.run(["git", "archive", revision], cwd=ROOT, capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
         yield Path(folder)
+
+
+def merged(overrides: list[str], replacing: list[str]) -> list[str]:
+    """overrides with the keys of `replacing` replaced (or added)."""
+    keys = {o.split("=", 1)[0] for o in replacing}
+    return [o for o in overrides if o.split("=", 1)[0] not in keys] + replacing
 
 
 def free_port() -> int:
