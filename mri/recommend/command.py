@@ -8,9 +8,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from mri.caption import IMAGE_SUFFIXES, image_paths
 from mri.checkpoints import KINDS, CheckpointError, latest_checkpoint
 from mri.data.features import MelFeatures
+from mri.data.images import IMAGE_SUFFIXES, image_paths
 from mri.models.tag_mel_module import TagMelModule
 from mri.recommend.index import SongIndex
 from mri.recommend.pipeline import PhotoError, PhotoResult, Recommender, load_tag_mel
