@@ -1,6 +1,7 @@
 """caption(cfg): caption one photo, or every photo of a folder, with a trained captioner checkpoint."""
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -11,16 +12,48 @@ from omegaconf import DictConfig
 from mri.data.caption_datamodule import image_transform
 from mri.data.images import BadImage, load_image
 from mri.models.captioner_module import CaptionerModule, load_captioner
+from mri.utils.names import printable
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
-def image_paths(path: str | Path) -> list[Path]:
-    """The image files of a folder (by suffix, sorted), or the one path given (checked when read)."""
+def image_paths(path: str | Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The image files of a folder (by suffix, sorted) and its other entries with why each is skipped;
+    or the one path given (checked when read) and nothing skipped."""
     path = Path(path)
-    if path.is_dir():
-        return sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    return [path]
+    if not path.exists() and not path.is_symlink():
+        raise FileNotFoundError(f"image={printable(str(path))} does not exist: pass a photo or a folder of photos")
+    if not path.is_dir():
+        return [path], []
+    images, skipped = [], []
+    for entry in sorted(path.iterdir()):
+        why = _why_skipped(entry)
+        if why:
+            skipped.append((entry, why))
+        else:
+            images.append(entry)
+    return images, skipped
+
+
+def _why_skipped(entry: Path) -> str | None:
+    """Why a folder's entry is not read as a photo, or None for an image file that can be read."""
+    if entry.is_symlink() and not entry.exists():
+        return "a link to nothing (dangling symlink)"
+    if entry.is_dir():
+        return "a folder (folders inside are not searched)"
+    if not entry.is_file():
+        return "not a regular file"
+    if entry.suffix.lower() not in IMAGE_SUFFIXES:
+        return f"not an image file name ({', '.join(sorted(IMAGE_SUFFIXES))})"
+    if not os.access(entry, os.R_OK):
+        return "not readable (no permission)"
+    return None
+
+
+def report_skipped(skipped: Sequence[tuple[Path, str]]) -> None:
+    """One line on stderr for every entry of the folder that is not read."""
+    for entry, why in skipped:
+        print(f"{printable(str(entry))}: skipped: {why}", file=sys.stderr, flush=True)
 
 
 def caption_files(captioner: CaptionerModule, paths: Sequence[Path], batch_size: int = 16,
@@ -42,16 +75,18 @@ def caption_files(captioner: CaptionerModule, paths: Sequence[Path], batch_size:
 
 
 def caption(cfg: DictConfig) -> int:
-    """Print `path<TAB>caption` per image (unreadable files: one line on stderr); returns how many failed."""
-    captioner = load_captioner(cfg.ckpt_path, map_location=cfg.device)
-    paths = image_paths(cfg.image)
+    """Print `path<TAB>caption` per image (unreadable files and skipped entries: one line on stderr);
+    returns the exit status: 0 when some photo was captioned, 1 when none was."""
+    paths, skipped = image_paths(cfg.image)
+    report_skipped(skipped)
     if not paths:
         raise FileNotFoundError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in {cfg.image}")
-    failed = 0
+    captioner = load_captioner(cfg.ckpt_path, map_location=cfg.device)
+    captioned = 0
     for path, result in caption_files(captioner, paths, cfg.batch_size, cfg.get("beam_size")):
         if isinstance(result, BadImage):
-            failed += 1
-            print(f"{path}\tcannot caption: {result}", file=sys.stderr, flush=True)
+            print(f"{printable(str(path))}\tcannot caption: {printable(str(result))}", file=sys.stderr, flush=True)
         else:
-            print(f"{path}\t{result}", flush=True)
-    return failed
+            captioned += 1
+            print(f"{printable(str(path))}\t{result}", flush=True)
+    return 0 if captioned else 1

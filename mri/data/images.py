@@ -24,6 +24,10 @@ from mri.data.report import SkipReport
 DEFAULT_MAX_PIXELS = 50_000_000  # 50 MP: larger than any camera photo people caption
 BAD_IMAGE_REASONS = ("missing", "empty", "not_image", "corrupt", "too_large")
 WHITE = (255, 255, 255)
+SIGNATURES = {  # PIL format -> how its files begin (offset, bytes): a file that begins so but does not open is corrupt
+    "JPEG": ((0, b"\xff\xd8\xff"),), "PNG": ((0, b"\x89PNG\r\n\x1a\n"),), "WEBP": ((0, b"RIFF"), (8, b"WEBP")),
+    "GIF": ((0, b"GIF8"),), "TIFF": ((0, b"II*\x00"),),
+}
 
 
 class BadImage(Exception):
@@ -75,9 +79,25 @@ def _opened(path: Path, max_pixels: int, formats: Sequence[str] | None = None) -
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise BadImage("too_large", f"{e}: {path}") from None
     except UnidentifiedImageError:
+        claimed = _claimed_format(path, formats)
+        if claimed:  # a damaged header (a bad PNG checksum, say): PIL tries every format and names none
+            raise BadImage("corrupt", f"a {claimed} file whose header cannot be read: {path}") from None
         raise BadImage("not_image", str(path)) from None
     except Exception as e:  # truncated or broken data, garbled EXIF: PIL raises OSError, SyntaxError, struct.error...
         raise BadImage("corrupt", f"{type(e).__name__}: {e}: {path}") from None
+
+
+def _claimed_format(path: Path, formats: Sequence[str] | None) -> str | None:
+    """The format (among formats) whose signature the file begins with, or None."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(16)
+    except OSError:
+        return None
+    for name, parts in SIGNATURES.items():
+        if (formats is None or name in formats) and all(head[at:at + len(part)] == part for at, part in parts):
+            return name
+    return None
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from mri.caption import caption_files
+from mri.checkpoints import CheckpointError, read_checkpoint
 from mri.data.features import MelFeatures
 from mri.data.images import BadImage
 from mri.data.melon import genre_name, read_genres, read_playlists, read_songs
@@ -73,9 +74,15 @@ class Catalogue:
 
 
 def load_tag_mel(ckpt_path: str | Path) -> TagMelModule:
-    module = TagMelModule.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=False)
+    """A trained tag-mel model in eval mode; CheckpointError naming the path when the file is not one."""
+    read_checkpoint(ckpt_path)  # a missing or unreadable file: an error that names it
+    try:
+        module = TagMelModule.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=False)
+    except Exception as err:  # another model's checkpoint: Lightning's error does not name the file
+        raise CheckpointError(f"{ckpt_path} is not a tag-mel checkpoint ({type(err).__name__}: {err}); pass one "
+                              "written by `python train.py model=squeezenet`") from err
     if not module.query_tags:
-        raise ValueError(f"{ckpt_path} holds no query tags: train it with `python train.py model=squeezenet`")
+        raise CheckpointError(f"{ckpt_path} holds no query tags: train it with `python train.py model=squeezenet`")
     return module.eval()
 
 

@@ -84,7 +84,7 @@ class BoundedH11Protocol(H11Protocol):
         self.deadline, self.waiting_for = None, None
         if self.transport.is_closing():
             return
-        client = "%s:%d" % self.client if self.client else "a client"
+        client = "{}:{}".format(*self.client) if self.client else "a client"
         log.info("%s: the request's %s did not arrive within %g s; connection closed", client, part, seconds)
         cycle = self.cycle if part == "body" else None  # for headers: the previous request's, answered
         if cycle is None or not cycle.response_started:  # (a body may still come after an early answer, a 413)
