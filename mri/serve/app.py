@@ -115,7 +115,8 @@ def make_app(recommender: Recommender, k: int = 10, limits: UploadLimits = Uploa
                 return JSONResponse({"error": err.message, "reason": err.reason}, status_code=err.status,
                                     headers=err.headers)
             except ClientDisconnect:  # nobody to answer: one line, no traceback
-                log.info("%s hung up before its upload arrived", _client(request))
+                log.info("%s: the upload stopped before its end (the client hung up, or was too slow)",
+                         _client(request))
                 return Response(status_code=400)
         return JSONResponse({**result.to_dict(), "path": name})
 
