@@ -22,7 +22,6 @@ from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -79,12 +78,6 @@ def make_app(recommender: Recommender, k: int = 10, limits: UploadLimits = Uploa
         elif err.status_code == 405:
             detail = f"{request.url.path} does not take {request.method}: the API is described at /docs."
         return JSONResponse({"detail": detail}, status_code=err.status_code, headers=err.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def plain_validation_error(request: Request, err: RequestValidationError) -> JSONResponse:
-        said = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
-        return JSONResponse({"detail": f"The request was not understood ({said}): the API is described at /docs."},
-                            status_code=422)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def show_page() -> str:

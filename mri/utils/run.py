@@ -1,4 +1,4 @@
-"""What every entry point does around its job: extras, config printing, metrics.json, closing loggers."""
+"""What every entry point does around its job: extras, config printing, metrics.json, closing loggers, exit statuses."""
 from __future__ import annotations
 
 import functools
@@ -6,14 +6,14 @@ import json
 import logging
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, NoReturn
-
-from omegaconf.errors import MissingMandatoryValue
+from typing import Any, NoReturn
 
 import rich.syntax
 import rich.tree
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
 from mri.utils.atomic import write_text_atomically
 from mri.utils.loggers import close_loggers
