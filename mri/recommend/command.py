@@ -8,13 +8,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from mri.caption import IMAGE_SUFFIXES, image_paths, report_skipped
 from mri.checkpoints import read_checkpoint
 from mri.data.features import MelFeatures
+from mri.data.images import IMAGE_SUFFIXES, image_paths
 from mri.recommend.index import SongIndex
 from mri.recommend.pipeline import PhotoError, PhotoResult, Recommender, load_tag_mel
 from mri.recommend.wandb_table import log_recommendations
-from mri.utils.names import json_text, printable
+from mri.utils.names import json_text, printable, report_skipped
 
 log = logging.getLogger(__name__)
 

@@ -13,12 +13,9 @@ Every refusal is JSON with one plain sentence: {"error", "reason"} for uploads, 
 from __future__ import annotations
 
 import logging
-import tempfile
-import threading
 from functools import lru_cache
 from http import HTTPStatus
 from importlib import resources
-from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
@@ -29,7 +26,8 @@ from starlette.requests import ClientDisconnect
 
 from mri.data.images import BadImage
 from mri.data.melon import BadMel, load_mel, mel_path
-from mri.recommend.pipeline import PhotoError, PhotoResult, Recommender
+from mri.recommend.pipeline import PhotoResult, Recommender
+from mri.serve.batching import Batcher, BatchSettings, Busy
 from mri.serve.mel_picture import mel_picture, png_bytes
 from mri.serve.schemas import Health, Info, Problem, Refusal
 from mri.serve.uploads import FIELD, UploadLimits, UploadRefused, receive_photo, refusal
@@ -57,18 +55,23 @@ register_url_convertor("song_id", SongIdConvertor())
 
 
 def make_app(recommender: Recommender, k: int = 10, limits: UploadLimits = UploadLimits(),
-             examples: dict[str, bytes] | None = None) -> FastAPI:
-    """The app; examples: name -> JPEG bytes of the photos one click away."""
+             examples: dict[str, bytes] | None = None, batching: BatchSettings | None = None) -> FastAPI:
+    """The app; examples: name -> JPEG bytes of the photos one click away; batching: of photos across requests."""
     app = FastAPI(title="MRI: music recommendation by image", summary="A photo in, its caption, tags and songs out.",
                   docs_url="/docs", redoc_url=None, openapi_url="/openapi.json")
     app.state.recommender = recommender
     page = resources.files("mri.serve").joinpath("page.html").read_text(encoding="utf-8")
-    examples = examples or {}
-    models = threading.Lock()  # one photo through the models at a time
+    examples, batching = examples or {}, batching or BatchSettings()
+    batcher = app.state.batcher = Batcher(recommender.describe, batching)  # the image models' only caller
 
-    def answer(path: Path) -> PhotoResult | PhotoError:
-        with models:
-            return next(recommender.recommend([path], k))
+    async def answer(photo: bytes, name: str) -> PhotoResult:
+        """Read and preprocess in a worker thread, the image models in a batch, then bridge and songs."""
+        try:
+            prepared = await run_in_threadpool(recommender.prepare, photo)
+        except BadImage as err:  # passed the header check, failed to decode
+            raise refusal(err, limits) from None
+        findings = await batcher.submit(prepared)
+        return await run_in_threadpool(recommender.answer, name, findings, k)
 
     @app.exception_handler(StarletteHTTPException)
     async def plain_http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
@@ -86,8 +89,9 @@ def make_app(recommender: Recommender, k: int = 10, limits: UploadLimits = Uploa
     @app.get("/health")
     def health() -> Health:
         """Whether the models are loaded and photos are answered."""
-        loaded = recommender.captioner is not None and len(recommender.index) > 0
-        return Health(status="ok" if loaded else "not ready", models_loaded=loaded, songs=len(recommender.index),
+        loaded = len(recommender.index) > 0  # the Recommender holds its models loaded; the index opened
+        return Health(status="ok" if loaded else "no songs", models_loaded=loaded,
+                      image_models=[model.key for model in recommender.stage.models], songs=len(recommender.index),
                       rerank=recommender.reranker is not None)
 
     @app.get("/api/info")
@@ -98,20 +102,19 @@ def make_app(recommender: Recommender, k: int = 10, limits: UploadLimits = Uploa
     @app.post("/api/recommend", response_model=PhotoResult, responses=REFUSALS, openapi_extra=PHOTO_FORM)
     async def recommend(request: Request) -> JSONResponse:
         """A photo (JPEG, PNG or WebP, form field "photo") -> its caption, the tags it leads to and the top-k songs."""
-        with tempfile.TemporaryDirectory(prefix="mri-upload-") as folder:  # removed with all it holds
-            try:
-                path, name = await receive_photo(request, Path(folder), limits)
-                result = await run_in_threadpool(answer, path)
-                if isinstance(result, PhotoError):  # passed the header check, failed to decode
-                    raise refusal(BadImage(result.reason), limits)
-            except UploadRefused as err:
-                return JSONResponse({"error": err.message, "reason": err.reason}, status_code=err.status,
-                                    headers=err.headers)
-            except ClientDisconnect:  # nobody to answer: one line, no traceback
-                log.info("%s: the upload stopped before its end (the client hung up, or was too slow)",
-                         _client(request))
-                return Response(status_code=400)
-        return JSONResponse({**result.to_dict(), "path": name})
+        try:
+            result = await answer(*await receive_photo(request, limits))
+        except UploadRefused as err:
+            return JSONResponse({"error": err.message, "reason": err.reason}, status_code=err.status,
+                                headers=err.headers)
+        except Busy:
+            return JSONResponse({"error": "The server is busy with other photos: send yours again in a moment.",
+                                 "reason": "busy"}, status_code=503,
+                                headers={"Retry-After": str(batching.retry_after_s)})
+        except ClientDisconnect:  # nobody to answer: one line, no traceback
+            log.info("%s: the upload stopped before its end (the client hung up, or was too slow)", _client(request))
+            return Response(status_code=400)
+        return JSONResponse(result.to_dict())
 
     @app.get("/api/examples/{name}", response_class=Response, responses={200: {"content": {"image/jpeg": {}}},
                                                                          **NOT_FOUND})

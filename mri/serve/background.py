@@ -21,7 +21,8 @@ class BackgroundServer:
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.socket.bind((host, 0))  # the system picks a free port
         self.url = "http://{}:{}".format(*self.socket.getsockname())
-        self.server = uvicorn.Server(uvicorn_config(app, limits or ServerLimits(), log_level="warning", log_config=None))
+        config = uvicorn_config(app, limits or ServerLimits(), log_level="warning", log_config=None)
+        self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
         self.start_timeout = start_timeout
 

@@ -29,7 +29,8 @@ class Info(BaseModel):
 
 
 class Health(BaseModel):
-    status: str = Field(description='"ok" when the models are loaded and photos are answered')
+    status: str = Field(description='"ok" when the models are loaded and the song index has songs')
     models_loaded: bool
+    image_models: list[str] = Field(description='what the image models find for each photo, e.g. ["caption"]')
     songs: int = Field(description="songs in the song index")
     rerank: bool = Field(description="whether an early-fusion model reranks the index's candidates")

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -22,3 +25,9 @@ def printable(name: str) -> str:
 def json_text(value: Any, **options) -> str:
     """json.dumps with non-ASCII text as it is (Korean tags stay readable) and lone surrogates escaped."""
     return printable(json.dumps(value, ensure_ascii=False, **options))  # a surrogate only occurs inside a string
+
+
+def report_skipped(skipped: Sequence[tuple[Path, str]]) -> None:
+    """One line on stderr for every entry of a folder that is not read: `path: skipped: why`."""
+    for entry, why in skipped:
+        print(f"{printable(str(entry))}: skipped: {why}", file=sys.stderr, flush=True)
