@@ -1,5 +1,5 @@
-"""recommend.py and caption.py as a user runs them (subprocesses, strict UTF-8 stdout): JSON valid whatever the
-file names, every skipped entry of a folder named, exit statuses 0 / 1 / 2, checkpoint errors in one line."""
+"""recommend.py, caption.py (and serve.py) as a user runs them (subprocesses, strict UTF-8 stdout): JSON valid
+whatever the file names, every skipped entry of a folder named, exit statuses 0 / 1 / 2, errors in one line."""
 import json
 import os
 import shutil
@@ -86,6 +86,8 @@ def test_checkpoint_and_argument_errors_exit_2_in_one_line(trained, tmp_path, fo
     done = run("caption.py", tmp_path, trained[1], f"ckpt_path={trained[2]['captioner']}", f"image={tmp_path / 'no'}")
     one_line_refusal(done, "caption", "does not exist")
     assert run("caption.py", tmp_path, trained[1], "no_such_key=1").returncode == 2  # Hydra's own refusal
+    done = run("serve.py", tmp_path, trained[1], *args, "server.body_timeout=0")  # refused before the models load
+    one_line_refusal(done, "serve", "server.body_timeout=0: must be a positive number")
 
 
 def test_caption_a_folder_with_an_undecodable_name(trained, tmp_path, folder):

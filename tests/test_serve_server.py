@@ -116,6 +116,12 @@ def test_connections_beyond_the_limit_get_503(server):
         assert read_all(again).startswith(b"HTTP/1.1 200 ")
 
 
+def test_unfinished_headers_beyond_the_byte_limit_get_400(server):
+    with connect(server) as sock:  # no end of headers in sight after max_header_bytes: not buffered further
+        sock.sendall(b"GET /hello HTTP/1.1\r\nhost: x\r\nx-big: " + b"a" * (SHORT.max_header_bytes + 1))
+        assert read_all(sock).startswith(b"HTTP/1.1 400 ")
+
+
 def test_limits_must_be_positive():
     with pytest.raises(ValueError, match="server.body_timeout=0: must be a positive number"):
         ServerLimits(body_timeout=0)

@@ -11,6 +11,7 @@ its `http` class. A request too slow to arrive gets a 408 and its connection is 
                     its Content-Length is not waited for beyond it
     keep_alive      an idle connection (none of a request's bytes yet) is closed after this many seconds
     max_connections open connections (and requests in progress) beyond this get 503 (uvicorn's limit_concurrency)
+    max_header_bytes unfinished request line and headers are buffered up to this, then 400 (h11's limit)
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ class ServerLimits:
     body_timeout: float = 120.0  # 20 MB at 1.4 Mbit/s
     keep_alive: float = 5.0
     max_connections: int = 100
-    max_header_bytes: int = 16 * 1024  # request line and headers (h11's incomplete-event limit)
+    max_header_bytes: int = 16 * 1024  # unfinished request line and headers buffered at most (h11's limit)
 
     def __post_init__(self):
         for name, value in asdict(self).items():
