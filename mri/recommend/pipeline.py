@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mri.checkpoints import CheckpointError, read_checkpoint
+from mri.checkpoints import KINDS, CheckpointError, expect_kind, load_module, read_checkpoint
 from mri.data.features import MelFeatures
 from mri.data.images import BadImage, ImageSource
 from mri.data.melon import genre_name, read_genres, read_playlists, read_songs
@@ -79,22 +79,18 @@ class Catalogue:
         return self.songs.get(song_id, ("?", "?", "?"))
 
 
-def load_tag_mel(ckpt_path: str | Path) -> TagMelModule:
-    """A trained tag-mel model in eval mode; CheckpointError naming the path when the file is not one."""
-    read_checkpoint(ckpt_path)  # a missing or unreadable file: an error that names it
-    try:
-        module = TagMelModule.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=False)
-    except Exception as err:  # another model's checkpoint: Lightning's error does not name the file
-        raise CheckpointError(f"{ckpt_path} is not a tag-mel checkpoint ({type(err).__name__}: {err}); pass one "
-                              "written by `python train.py model=squeezenet`") from err
+def load_tag_mel(ckpt_path: str | Path, kind: str = "two_tower") -> TagMelModule:
+    """A tag-mel model of this kind (two_tower, or early_fusion for reranking) for inference, from its checkpoint."""
+    module = load_module(ckpt_path, (kind,))
     if not module.query_tags:
-        raise CheckpointError(f"{ckpt_path} holds no query tags: train it with `python train.py model=squeezenet`")
-    return module.eval()
+        raise CheckpointError(f"{ckpt_path} holds no query tags: retrain it with `{KINDS[kind][1]}`")
+    return module
 
 
 def make_bridge(root: str | Path, query_tags: Sequence[str], lexicon: str | None = None, similarity_dim: int | None = 16,
                 min_tag_count: int = 1, **options) -> Bridge:
-    """A Bridge over the tags of a Melon root's training playlists; options: Bridge's widening settings."""
+    """A Bridge over the tags of a Melon root's training playlists, with the tag similarity settings the tag-mel
+    model was trained with; options: Bridge's widening settings."""
     playlists = read_playlists(root, "train")
     similarity = TagSimilarity(TagVocabulary.from_playlists(playlists, min_tag_count), playlists, similarity_dim)
     return Bridge(Lexicon.load(lexicon), similarity, query_tags, **options)
@@ -127,9 +123,14 @@ class Recommender:
         index = SongIndex.open(index_dir, tag_mel_ckpt)
         store = index.features()
         root = store.meta["root"]
+        checkpoint = read_checkpoint(tag_mel_ckpt)
+        expect_kind(checkpoint, tag_mel_ckpt, ("two_tower",))
+        trained = checkpoint["mri"].get("data") or {}  # its tag similarity, unless bridge says otherwise
+        bridge = {**{k: trained[k] for k in ("min_tag_count", "similarity_dim") if k in trained},
+                  **{k: v for k, v in (bridge or {}).items() if v is not None}}
         models = [CaptionModel(load_captioner(captioner_ckpt), beam_size)] if captioner_ckpt else []
-        return cls(ImageStage(models), index, make_bridge(root, index.query_tags, **(bridge or {})),
-                   Catalogue(root), store, load_tag_mel(rerank_ckpt) if rerank_ckpt else None, **options)
+        return cls(ImageStage(models), index, make_bridge(root, index.query_tags, **bridge), Catalogue(root), store,
+                   load_tag_mel(rerank_ckpt, "early_fusion") if rerank_ckpt else None, **options)
 
     def recommend(self, photos: Sequence[ImageSource], k: int = 10,
                   names: Sequence[str] | None = None) -> Iterator[PhotoResult | PhotoError]:
