@@ -1,22 +1,20 @@
-"""Recommend songs for photos: python recommend.py image=photo.jpg (or a folder) [output=json] [build_index=true]."""
-import sys
+"""Recommend songs for photos: python recommend.py image=photo.jpg (or a folder) [output=json] [build_index=true].
 
+Exit status: 0 some photo answered, 1 no photo answered, 2 bad arguments, a missing index or an unusable checkpoint.
+"""
 import hydra
 from omegaconf import DictConfig
 
+from mri.checkpoints import CheckpointError
 from mri.recommend.command import recommend
 from mri.recommend.index import IndexProblem
+from mri.utils.run import exit_with, run_entry_point
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="recommend.yaml")
 def main(cfg: DictConfig) -> None:
-    try:
-        status = recommend(cfg)
-    except (FileNotFoundError, IndexProblem) as err:  # missing checkpoint, index or photo folder: say what to run
-        print(f"recommend: {err}", file=sys.stderr)
-        status = 2
-    sys.exit(status)  # 1: no photo could be answered
+    exit_with("recommend", lambda: recommend(cfg), (CheckpointError, FileNotFoundError, ValueError, IndexProblem))
 
 
 if __name__ == "__main__":
-    main()
+    run_entry_point(main)

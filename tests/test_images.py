@@ -1,9 +1,11 @@
 """load_image: every mode comes out RGB and right, from a file, bytes or a PIL image; bad files raise BadImage
 with the right reason; ImagePreprocessing: today's tensors for ordinary photos, cheap ones for extreme shapes."""
 import io
+import os
 import struct
 import warnings
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -209,8 +211,23 @@ def test_image_paths_of_a_folder(tmp_path):
     for name in ("b.JPG", "a.png", "c.tiff", "notes.txt"):
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / "d.jpg").mkdir()
-    assert image_paths(tmp_path) == [tmp_path / "a.png", tmp_path / "b.JPG", tmp_path / "c.tiff"]
-    assert image_paths(tmp_path / "a.png") == [tmp_path / "a.png"] and ".webp" in IMAGE_SUFFIXES
+    (tmp_path / "e.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    images, skipped = image_paths(tmp_path)
+    assert images == [tmp_path / "a.png", tmp_path / "b.JPG", tmp_path / "c.tiff"]
+    assert [(p.name, why.split(" (")[0]) for p, why in skipped] == [
+        ("d.jpg", "a folder"), ("e.jpg", "a link to nothing"), ("notes.txt", "not an image file name")]
+    assert image_paths(tmp_path / "a.png") == ([tmp_path / "a.png"], []) and ".webp" in IMAGE_SUFFIXES
+    with pytest.raises(FileNotFoundError, match="does not exist: pass a photo or a folder of photos"):
+        image_paths(tmp_path / "none")
+
+
+def test_unreadable_files_are_named(tmp_path, monkeypatch):
+    (tmp_path / "locked.jpg").write_bytes(b"\xff\xd8\xff")
+    (tmp_path / "open.jpg").write_bytes(b"\xff\xd8\xff")
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: Path(p).name != "locked.jpg" and real_access(p, mode))
+    images, skipped = image_paths(tmp_path)  # (chmod 000 does not stop root, who runs the CI)
+    assert images == [tmp_path / "open.jpg"] and skipped == [(tmp_path / "locked.jpg", "not readable (no permission)")]
 
 
 def resize_then_crop(p: ImagePreprocessing, image: Image.Image) -> torch.Tensor:

@@ -1,12 +1,15 @@
 """The web page: its API through FastAPI's TestClient, and the page itself in headless Chromium, on tiny trained models."""
 import io
 import json
+import logging
 import os
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from mri.serve.background import BackgroundServer
 from mri.serve.browser import chromium_page, find_chromium
 from mri.serve.command import app_from_config
 from mri.serve.mel_picture import MAGMA, PICTURE_SIZE, colourize, mel_picture
+from mri.serve.server import ServerLimits
 from tests.conftest import recommend_cfg
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,6 +69,21 @@ def encoded(size: tuple[int, int], fmt: str) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, (200, 120, 40)).save(buffer, fmt)
     return buffer.getvalue()
+
+
+def bad_header_checksum(png: bytes) -> bytes:
+    """The PNG with its IHDR chunk's CRC (bytes 29..32) wrong."""
+    crc = zlib.crc32(png[12:29]) ^ 0xFFFFFFFF
+    return png[:29] + crc.to_bytes(4, "big") + png[33:]
+
+
+BOUNDARY = "mri-test-boundary"
+
+
+def form_body(disposition: bytes, data: bytes) -> bytes:
+    """A multipart/form-data body of one part (boundary BOUNDARY), written by hand."""
+    return (b"--%s\r\nContent-Disposition: %s\r\nContent-Type: image/jpeg\r\n\r\n%s\r\n--%s--\r\n"
+            % (BOUNDARY.encode(), disposition, data, BOUNDARY.encode()))
 
 
 def post(client, data: bytes, name: str = "photo.jpg"):
@@ -113,9 +132,11 @@ def test_png_and_webp_are_answered(client, fmt):
     (b"", 422, "The file is empty"),
     ("gif", 415, "not a JPEG, PNG or WebP image"),
     ("truncated", 422, "damaged or cut short"),
+    ("bad_crc", 422, "damaged or cut short"),
 ])
 def test_bad_uploads_are_refused_in_plain_words(client, photo, data, status, words):
-    data = {"gif": encoded((16, 16), "GIF"), "truncated": photo[:len(photo) // 3]}.get(data, data)
+    data = {"gif": encoded((16, 16), "GIF"), "truncated": photo[:len(photo) // 3],
+            "bad_crc": bad_header_checksum(encoded((16, 16), "PNG"))}.get(data, data)
     response = post(client, data)
     assert response.status_code == status and words in response.json()["error"]
     assert post(client, photo).status_code == 200  # the server goes on
@@ -142,12 +163,74 @@ def test_requests_without_a_photo_or_a_length(client):
 
 
 @pytest.mark.slow
+def test_a_part_named_by_filename_star_alone_is_a_photo(client, photo):
+    body = form_body(b"form-data; name=\"photo\"; filename*=UTF-8''%EC%97%AC%EB%A6%84.jpg", photo)  # 여름.jpg
+    response = client.post("/api/recommend", content=body,
+                           headers={"content-type": f"multipart/form-data; boundary={BOUNDARY}"})
+    assert response.status_code == 200, response.text
+    assert response.json()["path"] == "여름.jpg" and len(response.json()["songs"]) == 10
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("song_id", ["+1", "1_0", "01", "-1", "1e3", "%201", "\u0661", "1" * 19])
+def test_song_ids_are_canonical_integers_only(client, song_id):
+    response = client.get(f"/api/mel/{song_id}.png")
+    assert response.status_code == 404 and response.json()["detail"].startswith("There is nothing at /api/mel/")
+
+
+@pytest.mark.slow
 def test_uploads_leave_nothing_in_the_temporary_folder(client, photo, tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     assert post(client, photo).status_code == 200
     assert post(client, b"not an image").status_code == 415
     assert post(client, photo[:len(photo) // 3]).status_code == 422
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def short_server(client):
+    """The app on a real socket with one-second deadlines for headers and body."""
+    with BackgroundServer(client.app, ServerLimits(header_timeout=1, body_timeout=1)) as server:
+        yield server
+
+
+def raw_request(server, head: bytes, body: bytes, hang_up: bool = False) -> bytes:
+    """Send a request's head and body on a raw socket; everything the server answers until it closes."""
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head + body)
+        if hang_up:
+            return b""
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def upload_head(length: int) -> bytes:
+    return (b"POST /api/recommend HTTP/1.1\r\nhost: x\r\ncontent-type: multipart/form-data; boundary=%s\r\n"
+            b"content-length: %d\r\n\r\n" % (BOUNDARY.encode(), length))
+
+
+@pytest.mark.slow
+def test_lengths_that_do_not_match_the_body(short_server, photo, tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    body = form_body(b'form-data; name="photo"; filename="a.jpg"', photo)
+    shorter = raw_request(short_server, upload_head(len(body) - 100), body)  # the length stops inside the form
+    assert shorter.startswith(b"HTTP/1.1 400 ") and b"Content-Length is shorter than the form" in shorter
+    with caplog.at_level(logging.INFO):
+        longer = raw_request(short_server, upload_head(len(body) + 100), body)  # the rest never comes
+        assert longer.startswith(b"HTTP/1.1 408 ") and b"body did not arrive within 1 seconds" in longer
+        raw_request(short_server, upload_head(len(body)), body[:len(body) // 2], hang_up=True)
+        deadline = time.monotonic() + 10
+        while sum("upload stopped" in r.message for r in caplog.records) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    said = [(r.levelname, r.message) for r in caplog.records if r.name.startswith(("mri", "uvicorn"))]
+    assert {level for level, _ in said} == {"INFO"}, said  # no ERROR, no traceback
+    assert sum("upload stopped before its end" in m for _, m in said) == 2, said  # the 408 one and the hang-up
+    assert list(tmp_path.iterdir()) == []
+    with httpx.Client(base_url=short_server.url) as http:
+        assert post(http, photo).status_code == 200  # the server goes on
 
 
 @pytest.mark.slow

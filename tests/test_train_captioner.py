@@ -49,7 +49,7 @@ def test_checkpoint_captions_photos_alone(make_cfg, tmp_path):
     assert captioner.caption(images, beam_size=1) == [datamodule.vocab.decode(r) for r in greedy]
 
     photos = _photos(datamodule, tmp_path / "photos")
-    paths = image_paths(tmp_path / "photos")
+    paths, _ = image_paths(tmp_path / "photos")
     results = dict(zip(paths, ImageStage([CaptionModel(captioner)]).run(paths, batch_size=2), strict=True))
     assert list(results) == photos
     assert isinstance(results[tmp_path / "photos" / "broken.jpg"], BadImage)
@@ -58,7 +58,7 @@ def test_checkpoint_captions_photos_alone(make_cfg, tmp_path):
     run = subprocess.run([sys.executable, "caption.py", f"ckpt_path={ckpt}", f"image={tmp_path / 'photos'}",
                           f"paths.log_dir={tmp_path / 'logs'}", "beam_size=2"],
                          cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert run.returncode == 1, run.stderr  # one file could not be read
+    assert run.returncode == 0, run.stderr  # two photos captioned; the one that could not be read is named
     lines = run.stdout.strip().splitlines()
     assert len(lines) == 2 and all("\t" in line for line in lines)
     assert "broken.jpg\tcannot caption:" in run.stderr

@@ -33,6 +33,10 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 MAX_ASPECT = 4.0  # longer / shorter side beyond which only the pixels under the crop are resampled
 
 ImageSource = str | os.PathLike | bytes | Image.Image  # a file, its bytes, or a PIL image
+SIGNATURES = {  # PIL format -> how its files begin (offset, bytes): a file that begins so but does not open is corrupt
+    "JPEG": ((0, b"\xff\xd8\xff"),), "PNG": ((0, b"\x89PNG\r\n\x1a\n"),), "WEBP": ((0, b"RIFF"), (8, b"WEBP")),
+    "GIF": ((0, b"GIF8"),), "TIFF": ((0, b"II*\x00"),),
+}
 
 
 class BadImage(Exception):
@@ -43,12 +47,37 @@ class BadImage(Exception):
         self.reason, self.detail = reason, detail
 
 
-def image_paths(path: str | os.PathLike) -> list[Path]:
-    """The image files of a folder (by IMAGE_SUFFIXES, sorted), or the one path given (checked when read)."""
+def image_paths(path: str | os.PathLike) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The image files of a folder (by IMAGE_SUFFIXES, sorted) and its other entries with why each is skipped;
+    or the one path given (checked when read) and nothing skipped. FileNotFoundError when path does not exist."""
     path = Path(path)
-    if path.is_dir():
-        return sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    return [path]
+    if not path.exists() and not path.is_symlink():
+        raise FileNotFoundError(f"image={path} does not exist: pass a photo or a folder of photos")
+    if not path.is_dir():
+        return [path], []
+    images, skipped = [], []
+    for entry in sorted(path.iterdir()):
+        why = _why_skipped(entry)
+        if why:
+            skipped.append((entry, why))
+        else:
+            images.append(entry)
+    return images, skipped
+
+
+def _why_skipped(entry: Path) -> str | None:
+    """Why a folder's entry is not read as a photo, or None for an image file that can be read."""
+    if entry.is_symlink() and not entry.exists():
+        return "a link to nothing (dangling symlink)"
+    if entry.is_dir():
+        return "a folder (folders inside are not searched)"
+    if not entry.is_file():
+        return "not a regular file"
+    if entry.suffix.lower() not in IMAGE_SUFFIXES:
+        return f"not an image file name ({', '.join(sorted(IMAGE_SUFFIXES))})"
+    if not os.access(entry, os.R_OK):
+        return "not readable (no permission)"
+    return None
 
 
 def load_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
@@ -92,9 +121,15 @@ def _opened(source: str | os.PathLike | bytes, max_pixels: int,
             raise BadImage("missing", str(file))
         if file.stat().st_size == 0:
             raise BadImage("empty", str(file))
-    with _pil_errors(label), Image.open(file, formats=formats) as im:  # reads the header only
-        _check_size(im.size, max_pixels, label)
-        yield im
+    try:
+        with _pil_errors(label), Image.open(file, formats=formats) as im:  # reads the header only
+            _check_size(im.size, max_pixels, label)
+            yield im
+    except BadImage as err:
+        claimed = _claimed_format(source, formats) if err.reason == "not_image" else None
+        if claimed:  # a damaged header (a bad PNG checksum, say): PIL tries every format and names none
+            raise BadImage("corrupt", f"a {claimed} file whose header cannot be read: {label}") from None
+        raise
 
 
 def _check_size(size: tuple[int, int], max_pixels: int, label: object) -> None:
@@ -118,6 +153,22 @@ def _pil_errors(label: object) -> Iterator[None]:
         raise BadImage("not_image", str(label)) from None
     except Exception as e:  # truncated or broken data, garbled EXIF: PIL raises OSError, SyntaxError, struct.error...
         raise BadImage("corrupt", f"{type(e).__name__}: {e}: {label}") from None
+
+
+def _claimed_format(source: str | os.PathLike | bytes, formats: Sequence[str] | None) -> str | None:
+    """The format (among formats) whose signature the file or bytes begin with, or None."""
+    try:
+        if isinstance(source, bytes):
+            head = source[:16]
+        else:
+            with open(source, "rb") as f:
+                head = f.read(16)
+    except OSError:
+        return None
+    for name, parts in SIGNATURES.items():
+        if (formats is None or name in formats) and all(head[at:at + len(part)] == part for at, part in parts):
+            return name
+    return None
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:

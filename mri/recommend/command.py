@@ -1,7 +1,6 @@
 """What `python recommend.py` does: find the checkpoints, build the song index, answer photos as text or JSON."""
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from mri.models.tag_mel_module import TagMelModule
 from mri.recommend.index import SongIndex
 from mri.recommend.pipeline import PhotoError, PhotoResult, Recommender, load_tag_mel
 from mri.recommend.wandb_table import log_recommendations
+from mri.utils.names import json_text, printable, report_skipped
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,9 @@ def checkpoints(cfg: DictConfig, photos: bool) -> dict[str, Path | None]:
     """
     def pick(key: str, kind: str) -> Path:
         path = Path(cfg[key]) if cfg.get(key) else latest_checkpoint(cfg.paths.log_dir, kind)
+        if path.is_dir():
+            raise CheckpointError(f"{key}={path} is a folder, not a checkpoint file: pass the checkpoint itself, "
+                                  "e.g. <run folder>/checkpoints/best.ckpt")
         if not path.is_file():
             raise CheckpointError(f"{key}={path} does not exist: train one with `{KINDS[kind][1]}`")
         return path
@@ -60,7 +63,8 @@ def build_index(cfg: DictConfig, tag_mel_ckpt: Path) -> SongIndex:
 
 
 def recommend(cfg: DictConfig) -> int:
-    """Build the index (build_index=true) and/or answer cfg.image; returns the exit status."""
+    """Build the index (build_index=true) and/or answer cfg.image; returns the exit status: 0 when some photo was
+    answered (or only the index was built), 1 when none was."""
     ckpts = checkpoints(cfg, photos=bool(cfg.get("image")))
     if cfg.build_index:
         build_index(cfg, ckpts["tag_mel"])
@@ -68,14 +72,14 @@ def recommend(cfg: DictConfig) -> int:
         if not cfg.build_index:
             raise FileNotFoundError("nothing to do: pass image=<photo or folder> (and/or build_index=true)")
         return 0
-    paths = image_paths(cfg.image)
+    paths, skipped = image_paths(cfg.image)
+    report_skipped(skipped)
     if not paths:
         raise FileNotFoundError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in {cfg.image}")
     recommender = load_recommender(cfg, ckpts)
     results = list(_answer(recommender, paths, cfg))
     if cfg.output == "json":
-        json.dump([r.to_dict() for r in results], sys.stdout, ensure_ascii=False, indent=1)
-        print()
+        print(json_text([r.to_dict() for r in results], indent=1))  # valid JSON whatever the file names
     if cfg.get("wandb"):
         log_recommendations(results, cfg.paths.output_dir)
     answered = sum(isinstance(r, PhotoResult) for r in results)
@@ -93,7 +97,7 @@ def _answer(recommender: Recommender, paths: list[Path], cfg: DictConfig):
     """Results as they come; in table mode printed at once (errors: one line on stderr)."""
     for result in recommender.recommend(paths, cfg.k):
         if isinstance(result, PhotoError):
-            print(f"{result.path}: cannot recommend: {result.error}", file=sys.stderr, flush=True)
+            print(f"{printable(result.path)}: cannot recommend: {printable(result.error)}", file=sys.stderr, flush=True)
         elif cfg.output != "json":
             print(format_result(result), flush=True)
         yield result
@@ -104,7 +108,7 @@ def format_result(result: PhotoResult) -> str:
     t = result.trail
     words = [f"{w} -> " + ", ".join(f"{tag}" + (f" {x:g}" if x != 1 else "") for tag, x in t.mapped[w])
              for w in t.keywords if w in t.mapped]
-    lines = [f"== {result.path}", f"caption   {result.caption}",
+    lines = [f"== {printable(result.path)}", f"caption   {result.caption}",
              f"keywords  {'; '.join(words) or '(none known)'}"]
     if t.unknown_words:
         lines.append(f"no entry  {', '.join(t.unknown_words)}")

@@ -12,17 +12,21 @@ import time
 import uvicorn
 from fastapi import FastAPI
 
+from mri.serve.server import ServerLimits, uvicorn_config
+
 
 class BackgroundServer:
-    def __init__(self, app: FastAPI, host: str = "127.0.0.1", start_timeout: float = 30.0):
+    def __init__(self, app: FastAPI, limits: ServerLimits | None = None, host: str = "127.0.0.1",
+                 start_timeout: float = 30.0):
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.socket.bind((host, 0))  # the system picks a free port
         self.url = "http://{}:{}".format(*self.socket.getsockname())
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", log_config=None))
+        config = uvicorn_config(app, limits or ServerLimits(), log_level="warning", log_config=None)
+        self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
         self.start_timeout = start_timeout
 
-    def __enter__(self) -> "BackgroundServer":
+    def __enter__(self) -> BackgroundServer:
         self.thread.start()
         deadline = time.monotonic() + self.start_timeout
         while not self.server.started:

@@ -11,6 +11,7 @@ from mri.recommend.command import build_index, checkpoints, load_recommender
 from mri.serve.app import make_app
 from mri.serve.batching import BatchSettings
 from mri.serve.examples import example_photos
+from mri.serve.server import ServerLimits, uvicorn_config
 from mri.serve.uploads import UploadLimits
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,8 @@ def app_from_config(cfg: DictConfig) -> FastAPI:
 
 def serve(cfg: DictConfig) -> None:
     """Serve until interrupted (Ctrl+C)."""
+    limits = ServerLimits(**cfg.server)  # checked before the models load
     app = app_from_config(cfg)
     log.info("MRI page: http://%s:%d (Ctrl+C stops it)", cfg.host, cfg.port)
-    uvicorn.run(app, host=cfg.host, port=cfg.port, log_config=None)  # log_config=None: Hydra's logging stays
+    config = uvicorn_config(app, limits, cfg.host, cfg.port, log_config=None)  # Hydra's logging
+    uvicorn.Server(config).run()

@@ -6,10 +6,14 @@ the user sent or named reaches the file system. Starlette spools the form's file
 """
 from __future__ import annotations
 
+import re
+from contextlib import aclosing
 from dataclasses import dataclass
+from urllib.parse import unquote_to_bytes
 
-from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException
+from python_multipart.multipart import parse_options_header
+from starlette.datastructures import FormData, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
 from mri.data.images import DEFAULT_MAX_PIXELS, BadImage, read_header
@@ -33,9 +37,9 @@ class UploadLimits:
 class UploadRefused(Exception):
     """An upload the page cannot use: `message` in plain words for the user, `status` the HTTP status."""
 
-    def __init__(self, reason: str, message: str, status: int):
+    def __init__(self, reason: str, message: str, status: int, headers: dict[str, str] | None = None):
         super().__init__(message)
-        self.reason, self.message, self.status = reason, message, status
+        self.reason, self.message, self.status, self.headers = reason, message, status, headers
 
 
 def refusal(err: BadImage, limits: UploadLimits) -> UploadRefused:
@@ -62,11 +66,7 @@ async def receive_photo(request: Request, limits: UploadLimits) -> tuple[bytes, 
         raise UploadRefused("no_length", "The upload did not say its size: send the photo from the page's form.", 411)
     if int(length) > limits.max_bytes + FORM_OVERHEAD:
         raise _too_many_bytes(int(length), limits)
-    try:
-        form = await request.form(max_files=1, max_fields=0)
-    except HTTPException as err:  # more than one file, or other fields
-        raise UploadRefused("bad_form", f"The upload form was not understood ({err.detail}): send one photo as the "
-                                        f"form field {FIELD!r}.", 400) from None
+    form = await read_form(request)
     try:
         upload = form.get(FIELD)
         if not isinstance(upload, UploadFile):
@@ -83,6 +83,70 @@ async def receive_photo(request: Request, limits: UploadLimits) -> tuple[bytes, 
     except BadImage as err:
         raise refusal(err, limits) from None
     return photo, name
+
+
+class FormCutShort(MultiPartException):
+    pass
+
+
+class PhotoFormParser(MultiPartParser):
+    """Starlette's multipart parser, which also takes a file part named by `filename*=` alone (RFC 5987, as
+    some clients write a name that is not ASCII) and notes whether the form's closing boundary came."""
+
+    complete = False
+
+    async def parse(self) -> FormData:
+        form = await super().parse()
+        if not self.complete:  # the body ended inside the form: a Content-Length shorter than the body
+            for file in self._files_to_close_on_error:  # the unfinished part's spooled file too
+                file.close()
+            raise FormCutShort("the body ends before the form's closing boundary")
+        return form
+
+    def on_header_end(self) -> None:
+        if self._current_partial_header_name.lower() == b"content-disposition":
+            self._current_partial_header_value = with_plain_filename(self._current_partial_header_value)
+        super().on_header_end()
+
+    def on_end(self) -> None:
+        self.complete = True
+
+
+async def read_form(request: Request) -> FormData:
+    """The request's multipart form (one file, no other field); UploadRefused for any other body."""
+    content_type, _ = parse_options_header(request.headers.get("content-type"))
+    if content_type != b"multipart/form-data":
+        raise UploadRefused("bad_form", f"The upload is not a form (multipart/form-data): send one photo as the form "
+                                        f"field {FIELD!r}.", 415)
+    try:
+        async with aclosing(request.stream()) as stream:
+            return await PhotoFormParser(request.headers, stream, max_files=1, max_fields=0).parse()
+    except FormCutShort:
+        raise UploadRefused("cut_short", "The upload ends before its form does (its Content-Length is shorter than "
+                                         "the form): send the photo again from the page's form.", 400,
+                            {"connection": "close"}) from None  # what followed the declared length is not read
+    except MultiPartException as err:  # more than one file, other fields, no boundary
+        raise UploadRefused("bad_form", f"The upload form was not understood ({err.message}): send one photo as the "
+                                        f"form field {FIELD!r}.", 400) from None
+
+
+FILENAME = re.compile(rb"(^|;)\s*filename\s*=", re.IGNORECASE)
+EXTENDED_FILENAME = re.compile(rb"(?:^|;)\s*filename\*\s*=\s*([^;]*)", re.IGNORECASE)
+
+
+def with_plain_filename(disposition: bytes) -> bytes:
+    """A Content-Disposition with only `filename*=charset'language'percent-encoded` gets the `filename=` it means."""
+    extended = EXTENDED_FILENAME.search(disposition)
+    if extended is None or FILENAME.search(disposition):
+        return disposition
+    charset, _, rest = extended.group(1).strip().strip(b'"').partition(b"'")
+    encoded = rest.partition(b"'")[2]
+    try:
+        name = unquote_to_bytes(encoded).decode(charset.decode("ascii") or "utf-8")
+    except (LookupError, UnicodeDecodeError):  # an unknown charset, or bytes not in it
+        name = unquote_to_bytes(encoded).decode("utf-8", "replace")
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+    return disposition + b'; filename="' + quoted.encode("utf-8") + b'"'
 
 
 def _too_many_bytes(size: int, limits: UploadLimits) -> UploadRefused:

@@ -1,19 +1,23 @@
-"""What every entry point does around its job: extras, config printing, metrics.json, closing loggers."""
+"""What every entry point does around its job: extras, config printing, metrics.json, closing loggers, exit statuses."""
 from __future__ import annotations
 
 import functools
 import json
 import logging
 import math
+import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, NoReturn
 
 import rich.syntax
 import rich.tree
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
 from mri.utils.atomic import write_text_atomically
 from mri.utils.loggers import close_loggers
+from mri.utils.names import printable
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +37,50 @@ def task_wrapper(task: Callable[[DictConfig], tuple[dict, dict]]) -> Callable[[D
             close_loggers()
 
     return wrapped
+
+
+# The exit statuses of the entry points that answer photos (recommend.py, caption.py; serve.py uses 2)
+ANSWERED, NONE_ANSWERED, BAD_ARGUMENTS = 0, 1, 2
+_task_started = False  # whether Hydra got as far as the entry point's task
+
+
+class ExitStatus(SystemExit):
+    """An entry point's own exit status, raised through Hydra (which lets SystemExit through)."""
+
+
+def exit_with(name: str, task: Callable[[], int], errors: tuple[type[BaseException], ...]) -> NoReturn:
+    """Exit with task()'s status, or with BAD_ARGUMENTS and one line `name: why` on stderr (no traceback) when
+    it raises one of errors (a missing file, a bad value, an unusable checkpoint) or a required key is unset."""
+    global _task_started
+    _task_started = True
+    try:
+        status = task()
+    except MissingMandatoryValue as err:
+        status = _refuse(name, f"{err.full_key} has no value: pass {err.full_key}=...", err)
+    except errors as err:
+        status = _refuse(name, str(err), err)
+    raise ExitStatus(status)
+
+
+def _refuse(name: str, why: str, err: BaseException) -> int:
+    log.debug("%s: %s", name, why, exc_info=err)  # the traceback, for HYDRA_VERBOSE / debug logging
+    print(f"{name}: {printable(why)}", file=sys.stderr, flush=True)
+    return BAD_ARGUMENTS
+
+
+def run_entry_point(main: Callable[[], Any]) -> None:
+    """Call a @hydra.main function whose task ends in exit_with. When Hydra stops before the task starts (a
+    config it cannot compose: an unknown key, a bad override) it exits 1; that becomes BAD_ARGUMENTS."""
+    global _task_started
+    _task_started = False
+    try:
+        main()
+    except ExitStatus:
+        raise
+    except SystemExit as stop:
+        if stop.code == 1 and not _task_started:
+            raise SystemExit(BAD_ARGUMENTS) from None
+        raise
 
 
 def apply_extras(cfg: DictConfig) -> None:
