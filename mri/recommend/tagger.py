@@ -16,8 +16,7 @@ Two sources, each keyword keeping the reasons it was given:
 from __future__ import annotations
 
 import re
-from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -25,17 +24,9 @@ import torch
 
 from mri.data.images import ImagePreprocessing
 from mri.models.imagenet import ImageNetClassifier
+from mri.recommend.bridge import Keyword, merge_keywords
 
 MOODS_HEADER = re.compile(r"^# mri-class-moods version (\d+)\b")
-
-
-@dataclass
-class Keyword:
-    """A word for the bridge, its weight and why the photo gave it."""
-
-    word: str
-    weight: float
-    sources: list[str] = field(default_factory=list)  # "class seashore 0.62: beach", "pixels: dark (luminance 0.12)"
 
 
 @dataclass(frozen=True)
@@ -193,17 +184,17 @@ class PhotoTagger:
             mean, std = torch.tensor(pre.mean).view(1, 3, 1, 1), torch.tensor(pre.std).view(1, 3, 1, 1)
             measures = light_and_colour((x * std + mean).clamp(0, 1))
         out = []
-        for b in range(len(x)):
-            classes = [(self.classifier.categories[i], p) for p, i in zip(top_p[b].tolist(), top_i[b].tolist())]
+        for b, (ps, ids) in enumerate(zip(top_p.tolist(), top_i.tolist(), strict=True)):
+            classes = [(self.classifier.categories[i], p) for p, i in zip(ps, ids, strict=True)]
             light = {k: float(v[b]) for k, v in measures.items()}
-            keywords = self._class_keywords(top_p[b].tolist(), top_i[b].tolist())
+            keywords = self._class_keywords(ps, ids)
             keywords += light_keywords(light, self.light_weight)
             out.append(PhotoTags(classes, light, merge_keywords(keywords)))
         return out
 
     def _class_keywords(self, probs: list[float], indices: list[int]) -> list[Keyword]:
         out = []
-        for p, i in zip(probs, indices):
+        for p, i in zip(probs, indices, strict=True):
             if p < self.min_probability:
                 continue
             name = self.classifier.categories[i]
@@ -218,13 +209,3 @@ class PhotoTagger:
 def class_word(name: str) -> str:
     """An ImageNet class name as a keyword: lower case ("Granny Smith" -> "granny smith")."""
     return name.lower()
-
-
-def merge_keywords(keywords: list[Keyword]) -> list[Keyword]:
-    """One Keyword per word (weights added, sources joined), heaviest first."""
-    merged: dict[str, Keyword] = defaultdict(lambda: Keyword("", 0.0))
-    for k in keywords:
-        m = merged[k.word]
-        m.word, m.weight = k.word, m.weight + k.weight
-        m.sources += k.sources
-    return sorted(merged.values(), key=lambda k: -k.weight)
