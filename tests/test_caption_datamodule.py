@@ -1,4 +1,4 @@
-"""CaptionDataModule on tiny generated data (a corrupt image dropped in), the vocabulary, image_transform."""
+"""CaptionDataModule on tiny generated data (a corrupt image dropped in), the vocabulary."""
 import json
 import os
 
@@ -6,9 +6,8 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from PIL import Image
 
-from mri.data.caption_datamodule import CaptionDataModule, image_transform
+from mri.data.caption_datamodule import CaptionDataModule
 from mri.data.flickr import FlickrRootError
 from mri.data.melon import DataRootError
 from mri.data.synthetic.flickr import generate_flickr, read_truth
@@ -100,11 +99,6 @@ def test_missing_root_names_the_path(tmp_path):
     with pytest.raises(DataRootError, match="nowhere") as e:
         dm.setup("fit")
     assert "data=captions" in str(e.value)
-
-
-def test_image_transform():
-    x = image_transform(24)(Image.new("RGB", (90, 40), (124, 116, 104)))  # about the ImageNet mean
-    assert x.shape == (3, 24, 24) and x.dtype == torch.float32 and x.abs().max() < 0.05
 
 
 def test_configs_compose_and_instantiate(tmp_path):

@@ -1,4 +1,5 @@
-"""load_image: every mode comes out RGB and right; bad files raise BadImage with the right reason."""
+"""load_image: every mode comes out RGB and right, from a file, bytes or a PIL image; bad files raise BadImage
+with the right reason; ImagePreprocessing: today's tensors for ordinary photos, cheap ones for extreme shapes."""
 import io
 import struct
 import warnings
@@ -6,9 +7,25 @@ import zlib
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+from torchvision import transforms
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms import functional as TF
 
-from mri.data.images import BAD_IMAGE_REASONS, BadImage, ImageReport, load_image
+from mri.data.images import (
+    BAD_IMAGE_REASONS,
+    IMAGE_SUFFIXES,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    BadImage,
+    ImagePreprocessing,
+    ImageReport,
+    captioner_preprocessing,
+    image_paths,
+    load_image,
+    read_header,
+)
 
 
 def save(im: Image.Image, path, **kwargs):
@@ -135,3 +152,113 @@ def test_image_report_round_trip(tmp_path):
     assert "corrupt 2" in report.summary()
     with pytest.raises(ValueError, match="too_large"):
         report.add("d.jpg", "blurry")
+
+
+def encoded(im: Image.Image, fmt: str, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    im.save(buffer, fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def noise(size: tuple[int, int], seed: int = 0) -> Image.Image:
+    """A random RGB picture of (width, height) = size, smooth enough that JPEG keeps it recognisable."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (max(size[1] // 8, 1), max(size[0] // 8, 1), 3), dtype=np.uint8)
+    return Image.fromarray(small).resize(size, Image.Resampling.BILINEAR)
+
+
+def test_bytes_and_pil_images_read_like_their_file(tmp_path):
+    im = noise((64, 48))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated: the EXIF turn is applied from bytes and PIL images too
+    for fmt, kwargs in (("JPEG", {"quality": 90, "exif": exif}), ("PNG", {}), ("WEBP", {"lossless": True})):
+        data = encoded(im, fmt, **kwargs)
+        path = tmp_path / f"a.{fmt.lower()}"
+        path.write_bytes(data)
+        from_file = np.asarray(load_image(path))
+        assert np.array_equal(np.asarray(load_image(data)), from_file), fmt
+        assert np.array_equal(np.asarray(load_image(Image.open(io.BytesIO(data)))), from_file), fmt
+    assert load_image(data).size == (64, 48) and from_file.shape == (48, 64, 3)
+    assert load_image(encoded(im, "JPEG", exif=exif)).size == (48, 64)
+
+
+@pytest.mark.parametrize("data, reason", [
+    (b"", "empty"),
+    (b"<html>404 Not Found</html>\n", "not_image"),
+    ("truncated", "corrupt"),
+    ("bomb", "too_large"),
+])
+def test_unusable_bytes(data, reason):
+    data = {"truncated": encoded(noise((64, 64)), "PNG")[:300], "bomb": png_bomb(8_000, 8_000)}.get(data, data)
+    with pytest.raises(BadImage) as e:
+        load_image(data)
+    assert e.value.reason == reason
+    with pytest.raises(BadImage, match="too_large"):
+        load_image(Image.new("RGB", (100, 100)), max_pixels=1000)
+
+
+def test_mpo_gives_its_first_frame_like_a_jpeg():
+    first, second = noise((160, 120), 1), noise((160, 120), 2)
+    mpo = encoded(first, "MPO", save_all=True, append_images=[second], quality=90)  # what phones and cameras write
+    jpeg = encoded(first, "JPEG", quality=90)
+    assert read_header(mpo, formats=("JPEG", "PNG", "WEBP")) == ("MPO", 160, 120)
+    assert np.array_equal(np.asarray(load_image(mpo)), np.asarray(load_image(jpeg)))
+
+
+def test_image_paths_of_a_folder(tmp_path):
+    for name in ("b.JPG", "a.png", "c.tiff", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "d.jpg").mkdir()
+    assert image_paths(tmp_path) == [tmp_path / "a.png", tmp_path / "b.JPG", tmp_path / "c.tiff"]
+    assert image_paths(tmp_path / "a.png") == [tmp_path / "a.png"] and ".webp" in IMAGE_SUFFIXES
+
+
+def resize_then_crop(p: ImagePreprocessing, image: Image.Image) -> torch.Tensor:
+    """The whole image resized, then centre-cropped: what ImagePreprocessing computed for every image before."""
+    image = TF.center_crop(TF.resize(image, p.resize, InterpolationMode(p.interpolation), antialias=True), p.crop)
+    return TF.normalize(TF.to_tensor(image), p.mean, p.std)
+
+
+ORDINARY = [(160, 120), (120, 160), (1600, 1200), (4032, 3024), (1080, 2400), (3000, 800), (640, 640), (48, 36)]
+
+
+@pytest.mark.parametrize("size", ORDINARY)
+def test_ordinary_photos_give_the_tensors_of_before(size):
+    im = noise(size)
+    before = transforms.Compose([transforms.Resize(128, antialias=True), transforms.CenterCrop(128),
+                                 transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    assert torch.equal(captioner_preprocessing(128)(im), before(im))  # the captioner's transform until now
+    default = ImagePreprocessing()
+    assert torch.equal(default(im), resize_then_crop(default, im))
+
+
+@pytest.mark.parametrize("size", [(2000, 20), (20, 2000), (900, 200), (3, 5000), (5000, 3)])
+def test_extreme_shapes_resample_only_the_crop_and_look_the_same(size):
+    """Beyond 4:1 only the pixels under the crop are resampled: within a rounding of the whole resize."""
+    im = noise(size)
+    for p in (captioner_preprocessing(128), ImagePreprocessing()):
+        got, whole = p(im), resize_then_crop(p, im)
+        assert got.shape == whole.shape == (3, p.crop, p.crop)
+        error = (got - whole).abs() * torch.tensor(p.std)[:, None, None]  # in [0, 1] pixel units
+        assert error.mean() < 0.003 and error.max() < 0.05, (size, p.interpolation)
+
+
+@pytest.mark.parametrize("size", [(20000, 1), (1, 20000)])
+def test_a_line_of_pixels_is_one_crop(size):
+    """A 144-byte PNG of 20000 x 1 once became a 2,560,000 x 128 resize (1.3 GB): now a crop-sized one."""
+    line = Image.new("RGB", size, (200, 100, 50))
+    line.putpixel((size[0] // 2, size[1] // 2), (0, 0, 255))  # the middle pixel, under the crop
+    data = encoded(line, "PNG")
+    assert len(data) < 200
+    x = captioner_preprocessing(128)(load_image(data))
+    assert x.shape == (3, 128, 128)
+    colours = x * torch.tensor(IMAGENET_STD)[:, None, None] + torch.tensor(IMAGENET_MEAN)[:, None, None]
+    assert colours[2].max() > 0.6  # the blue pixel, stretched over the crop
+    assert torch.allclose(colours[:, 0, 0], torch.tensor([200, 100, 50]) / 255, atol=0.01)
+
+
+def test_preprocessing_is_plain_hashable_data():
+    p = ImagePreprocessing(**{**ImagePreprocessing().to_dict(), "mean": [0.5, 0.5, 0.5]})  # as a checkpoint gives it
+    assert p == ImagePreprocessing() and hash(p) == hash(ImagePreprocessing())
+    with pytest.raises(ValueError, match="crop=300"):
+        ImagePreprocessing(resize=256, crop=300)

@@ -1,7 +1,16 @@
 """The web page: its API through FastAPI's TestClient, and the page itself in headless Chromium, on tiny trained models."""
 import io
+import json
+import os
+import subprocess
+import sys
 import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -13,6 +22,7 @@ from mri.serve.command import app_from_config
 from mri.serve.mel_picture import MAGMA, PICTURE_SIZE, colourize, mel_picture
 from tests.conftest import recommend_cfg
 
+REPO = Path(__file__).resolve().parents[1]
 needs_chromium = pytest.mark.skipif(find_chromium() is None,
                                     reason="no chromium: `apt-get install -y chromium` (.ci/run installs it)")
 
@@ -138,6 +148,95 @@ def test_uploads_leave_nothing_in_the_temporary_folder(client, photo, tmp_path, 
     assert post(client, b"not an image").status_code == 415
     assert post(client, photo[:len(photo) // 3]).status_code == 422
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_an_mpo_photo_is_answered_like_its_jpeg(client, photo):
+    image = Image.open(io.BytesIO(photo))
+    as_mpo, as_jpeg = io.BytesIO(), io.BytesIO()
+    image.save(as_mpo, "MPO", save_all=True, append_images=[image.rotate(90)], quality=90)  # as phones write them
+    image.save(as_jpeg, "JPEG", quality=90)
+    mpo, jpeg = post(client, as_mpo.getvalue(), "phone.jpg"), post(client, as_jpeg.getvalue(), "phone.jpg")
+    assert mpo.status_code == 200, mpo.text
+    assert mpo.json() == jpeg.json()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size", [(20000, 1), (1, 20000)])
+def test_a_line_of_pixels_is_answered(client, size):
+    line = encoded(size, "PNG")
+    assert len(line) < 200
+    response = post(client, line, "line.png")
+    assert response.status_code == 200 and len(response.json()["songs"]) == 10
+
+
+@pytest.mark.slow
+def test_photos_sent_together_get_their_one_at_a_time_answers(client, trained, tmp_path, index_dir):
+    """Eight photos at once through a server that gathers them (200 ms window): the answers of one-by-one posts."""
+    flickr = trained[3]
+    photos = [flickr.image_path(name).read_bytes() for name, _ in flickr.splits["test"][:8]]
+    alone = [post(client, p, f"{i}.jpg").json() for i, p in enumerate(photos)]
+    app = serve_app(trained, tmp_path, index_dir, "batching.window_ms=200", "batching.max_batch=8")
+    with BackgroundServer(app) as server, httpx.Client(base_url=server.url, timeout=60) as http:
+        def send(i):
+            return http.post("/api/recommend", files={"photo": (f"{i}.jpg", photos[i])}).json()
+
+        with ThreadPoolExecutor(len(photos)) as pool:
+            together = list(pool.map(send, range(len(photos))))
+    assert together == alone
+    assert max(app.state.batcher.batch_sizes) > 1  # some did go through the models together
+
+
+@pytest.mark.slow
+def test_a_full_queue_gets_503_with_retry_after(trained, tmp_path, index_dir, photo, monkeypatch):
+    app = serve_app(trained, tmp_path, index_dir, "batching.max_batch=1", "batching.window_ms=0",
+                    "batching.max_queue=1", "batching.retry_after_s=2")
+    stage, running, release = app.state.recommender.stage, threading.Event(), threading.Event()
+    describe = stage.describe
+
+    def held(photos):  # the models busy until released
+        running.set()
+        release.wait(30)
+        return describe(photos)
+
+    monkeypatch.setattr(stage, "describe", held)
+    with BackgroundServer(app) as server, httpx.Client(base_url=server.url, timeout=60) as http, \
+            ThreadPoolExecutor(2) as pool:
+        def send():
+            return http.post("/api/recommend", files={"photo": ("a.jpg", photo)})
+
+        first = pool.submit(send)
+        assert running.wait(30)
+        second = pool.submit(send)
+        deadline = time.monotonic() + 30
+        while app.state.batcher.waiting < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        busy = send()
+        release.set()
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "2"
+        assert "busy" in busy.json()["error"] and busy.json()["reason"] == "busy"
+        assert first.result().status_code == 200 and second.result().status_code == 200
+
+
+@pytest.mark.slow
+def test_load_bench_small(client, trained, tmp_path, index_dir):
+    """experiments/serve_load/bench.py in small: the page as `python serve.py`, 1 and 4 clients, the lines, memory."""
+    _, data, ckpts, _ = trained
+    out = tmp_path / "load.json"
+    bench = "experiments/serve_load/bench.py"
+    run = subprocess.run([sys.executable, bench, "--baseline", "none", "--clients", "1", "4", "--uploads", "4", "8",
+                          "--memory-uploads", "12", "--size", "320", "240", "--photos", "4", "--json", str(out),
+                          f"tag_mel_ckpt={ckpts['tag_mel']}", f"captioner_ckpt={ckpts['captioner']}",
+                          f"index_dir={index_dir}", "examples.size=[160,120]"],
+                         cwd=REPO, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "MRI_DATA_DIR": str(data)})
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert [(lv["clients"], lv["answered"], lv["errors"]) for lv in report["levels"]] == [(1, 4, 0), (4, 8, 0)]
+    assert all(lv["photos_per_s"] > 0 and lv["p99_ms"] >= lv["p50_ms"] > 0 for lv in report["levels"])
+    assert {k: v["status"] for k, v in report["servers"]["new"]["lines"].items()} == {"20000x1": 200, "1x20000": 200}
+    assert report["memory"]["errors"] == 0 and report["memory"]["after_all_mb"] > 100
+    assert "| 1 | " in run.stdout and "| 4 | " in run.stdout
 
 
 def test_colour_map_ends_and_mel_picture_orientation():

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from mri.caption import caption_files, image_paths
-from mri.data.images import BadImage
+from mri.data.images import BadImage, image_paths
 from mri.eval import evaluate
 from mri.models.captioner_module import load_captioner
+from mri.models.image_stage import CaptionModel, ImageStage
 from mri.train import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,10 +48,11 @@ def test_checkpoint_captions_photos_alone(make_cfg, tmp_path):
     assert captioner.caption(images, beam_size=1) == [datamodule.vocab.decode(r) for r in greedy]
 
     photos = _photos(datamodule, tmp_path / "photos")
-    results = dict(caption_files(captioner, image_paths(tmp_path / "photos"), batch_size=2))
+    paths = image_paths(tmp_path / "photos")
+    results = dict(zip(paths, ImageStage([CaptionModel(captioner)]).run(paths, batch_size=2)))
     assert list(results) == photos
     assert isinstance(results[tmp_path / "photos" / "broken.jpg"], BadImage)
-    assert sum(isinstance(r, str) for r in results.values()) == 2
+    assert sum(isinstance(r, dict) and isinstance(r["caption"], str) for r in results.values()) == 2
 
     run = subprocess.run([sys.executable, "caption.py", f"ckpt_path={ckpt}", f"image={tmp_path / 'photos'}",
                           f"paths.log_dir={tmp_path / 'logs'}", "beam_size=2"],

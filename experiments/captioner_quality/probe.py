@@ -18,9 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mri.data.caption_datamodule import image_transform
 from mri.data.flickr import FlickrFiles
-from mri.data.images import load_image
+from mri.data.images import captioner_preprocessing, load_image
 from mri.data.synthetic.scenes import ACTIONS
 from mri.models.backbones import create_backbone
 from scene_attributes import load_scenes
@@ -38,7 +37,7 @@ def load_split(files: FlickrFiles, scenes: dict[str, dict], split: str, image_si
     """(N, 3, S, S) images and (N, 4) attribute labels of a split's generated photos."""
     themes = sorted({scene["theme"] for scene in scenes.values()})
     names = [name for name, _ in files.splits[split] if name in scenes]
-    transform = image_transform(image_size)
+    transform = captioner_preprocessing(image_size)
     images = torch.stack([transform(load_image(files.image_path(name))) for name in names])
     labels = torch.tensor([attribute_labels(scenes[name], themes) for name in names])
     return images, labels

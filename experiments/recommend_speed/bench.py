@@ -27,6 +27,7 @@ import torch
 from mri.data.features import MelFeatures
 from mri.data.flickr import find_flickr
 from mri.models.captioner_module import load_captioner
+from mri.models.image_stage import CaptionModel, ImageStage
 from mri.models.tag_mel import EarlyFusionNet, TwoTowerNet
 from mri.recommend.command import latest_checkpoint
 from mri.recommend.index import FORMAT_VERSION, SongIndex
@@ -86,7 +87,7 @@ def sample_store(folder: Path, n: int) -> MelFeatures:
 
 def photo_latency(captioner_ckpt, index: SongIndex, query_tags: list[str], args, rows: dict) -> dict:
     """Image -> top-10 with the models loaded: median over test photos, and what early fusion would take."""
-    recommender = Recommender(load_captioner(captioner_ckpt), index, make_bridge(args.melon, query_tags),
+    recommender = Recommender(ImageStage([CaptionModel(load_captioner(captioner_ckpt))]), index, make_bridge(args.melon, query_tags),
                               Catalogue(args.melon))
     flickr = find_flickr(args.flickr)
     photos = [flickr.image_path(name) for name, _ in flickr.splits["test"][:args.repeats + 1]]

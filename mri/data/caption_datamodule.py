@@ -14,31 +14,17 @@ from pathlib import Path
 
 import torch
 from lightning import LightningDataModule
-from PIL import Image
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
-from torchvision import transforms
 
 from mri.data.flickr import SPLITS, FlickrFiles, FlickrRootError, find_flickr
-from mri.data.images import DEFAULT_MAX_PIXELS, BadImage, ImageReport, load_image
+from mri.data.images import DEFAULT_MAX_PIXELS, BadImage, ImageReport, captioner_preprocessing, load_image
 from mri.data.synthetic.flickr import generate_flickr, image_themes
 from mri.data.vocab import PAD_ID, Vocabulary, tokenize
 
 log = logging.getLogger(__name__)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 NO_FLIP_WORDS = frozenset({"left", "right"})  # a mirrored photo would contradict such a caption
-
-
-def image_transform(image_size: int) -> Callable[[Image.Image], torch.Tensor]:
-    """RGB PIL image -> (3, S, S) float32, ImageNet-normalised: short side resized to S, centre crop."""
-    return transforms.Compose([
-        transforms.Resize(image_size, antialias=True),
-        transforms.CenterCrop(image_size),
-        transforms.ToTensor(),
-        transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-    ])
 
 
 class CaptionedImages(Dataset):
@@ -111,7 +97,7 @@ class CaptionDataModule(LightningDataModule):
         if root is None:
             raise FlickrRootError(None, "is given (data.root)")
         self.root = Path(root)
-        self.image_size = image_size  # what image_transform needs to caption new photos like these
+        self.image_size = image_size  # what captioner_preprocessing needs to caption new photos like these
         self.files: FlickrFiles | None = None
         self.vocab: Vocabulary | None = None
         self.themes: dict[str, str] | None = None
@@ -135,7 +121,7 @@ class CaptionDataModule(LightningDataModule):
         self.vocab = Vocabulary.build((c for _, caps in kept["train"] for c in caps), hp.min_word_count, hp.vocab_size)
         self.image_names = {split: [name for name, _ in pairs] for split, pairs in kept.items()}
         self.themes = image_themes(self.root)
-        transform = image_transform(hp.image_size)
+        transform = captioner_preprocessing(hp.image_size)
         paths = {split: [self.files.image_path(n) for n in names] for split, names in self.image_names.items()}
         self.datasets = {"train": self._captioned(kept["train"], paths["train"], transform)}
         for split in ("val", "test"):

@@ -23,8 +23,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mri.data.report import SkipReport
+from mri.data.images import IMAGE_SUFFIXES
 from mri.data.melon import DataRootError
+from mri.data.report import SkipReport
 
 SPLITS = ("train", "val", "test")
 TOKEN_FILE = "Flickr8k.token.txt"
@@ -35,7 +36,6 @@ KARPATHY_SPLITS = {"train": "train", "restval": "train", "val": "val", "test": "
 CSV_FILE = "captions.txt"
 CSV_HEADER = "image,caption"
 CSV_SPLIT = (6000, 1000, 1000)  # the official split sizes, as proportions
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 IMAGE_DIR_NAMES = ("Flickr8k_Dataset", "Flicker8k_Dataset", "Images")  # as released; any folder is accepted
 _SKIP_DIRS = ("__MACOSX",)  # macOS zip junk (._name.jpg files)
 CAPTION_REASONS = ("no_split", "no_file", "no_captions", "bad_line")

@@ -1,11 +1,13 @@
-"""Safe image reading: any common file -> an RGB PIL image, or BadImage saying why not.
+"""Safe image reading and the models' preprocessing: a file, bytes or a PIL image -> RGB -> a model's tensor.
 
 Independent of any dataset: the captioner's data, the recommender and the web page all read photos
-through `load_image`. Modes are converted with care (alpha on white, 16-bit scaled, EXIF rotation
-applied) and decompression bombs are refused from the header, before any pixel is decoded.
+through `load_image` and prepare them with an `ImagePreprocessing`. Modes are converted with care
+(alpha on white, 16-bit scaled, EXIF rotation applied), decompression bombs are refused from the
+header, before any pixel is decoded, and a multi-picture file (MPO, GIF, TIFF) gives its first frame.
 """
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -18,12 +20,19 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
+from torchvision.transforms.functional import pil_modes_mapping
 
 from mri.data.report import SkipReport
 
 DEFAULT_MAX_PIXELS = 50_000_000  # 50 MP: larger than any camera photo people caption
 BAD_IMAGE_REASONS = ("missing", "empty", "not_image", "corrupt", "too_large")
 WHITE = (255, 255, 255)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")  # what counts as a photo file
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+MAX_ASPECT = 4.0  # longer / shorter side beyond which only the pixels under the crop are resampled
+
+ImageSource = str | os.PathLike | bytes | Image.Image  # a file, its bytes, or a PIL image
 
 
 class BadImage(Exception):
@@ -34,50 +43,81 @@ class BadImage(Exception):
         self.reason, self.detail = reason, detail
 
 
-def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Read an image file as RGB, upright as its EXIF orientation says; raise BadImage when it cannot be used.
+def image_paths(path: str | os.PathLike) -> list[Path]:
+    """The image files of a folder (by IMAGE_SUFFIXES, sorted), or the one path given (checked when read)."""
+    path = Path(path)
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return [path]
+
+
+def load_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Read an image (file, bytes or PIL image) as RGB, upright as its EXIF orientation says; BadImage when unusable.
 
     max_pixels: images with more pixels are refused (too_large) from their header; PIL's own limit
     (Image.MAX_IMAGE_PIXELS) also applies, its warning and error both become too_large.
     """
-    with _opened(Path(path), max_pixels) as im:
-        im.load()
+    if isinstance(source, Image.Image):
+        _check_size(source.size, max_pixels, "the image in memory")
+        with _pil_errors("the image in memory"):
+            source.load()
+            return _to_rgb(ImageOps.exif_transpose(source))
+    with _opened(source, max_pixels) as im:
+        im.load()  # the first frame of a multi-picture file
         return _to_rgb(ImageOps.exif_transpose(im))
 
 
-def read_header(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
+def read_header(source: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
                 formats: Sequence[str] | None = None) -> tuple[str, int, int]:
     """(PIL format name, width, height) from the header alone, no pixel decoded; BadImage as load_image raises it.
 
-    formats: the PIL formats accepted (e.g. ("JPEG", "PNG", "WEBP")); any other file is not_image.
+    formats: the PIL formats accepted (e.g. ("JPEG", "PNG", "WEBP")); any other file is not_image. A JPEG's
+    variants come as their own format names ("MPO": multi-picture JPEGs of phones and cameras).
     """
-    with _opened(Path(path), max_pixels, formats) as im:
+    with _opened(source, max_pixels, formats) as im:
         return im.format, *im.size
 
 
 @contextmanager
-def _opened(path: Path, max_pixels: int, formats: Sequence[str] | None = None) -> Iterator[Image.Image]:
+def _opened(source: str | os.PathLike | bytes, max_pixels: int,
+            formats: Sequence[str] | None = None) -> Iterator[Image.Image]:
     """The image with its header read; PIL's errors, also those of the caller's decoding, become BadImage."""
-    if not path.is_file():
-        raise BadImage("missing", str(path))
-    if path.stat().st_size == 0:
-        raise BadImage("empty", str(path))
+    if isinstance(source, bytes):
+        if not source:
+            raise BadImage("empty", "0 bytes")
+        file, label = io.BytesIO(source), f"{len(source)} bytes in memory"
+    else:
+        file = label = Path(source)
+        if not file.is_file():
+            raise BadImage("missing", str(file))
+        if file.stat().st_size == 0:
+            raise BadImage("empty", str(file))
+    with _pil_errors(label), Image.open(file, formats=formats) as im:  # reads the header only
+        _check_size(im.size, max_pixels, label)
+        yield im
+
+
+def _check_size(size: tuple[int, int], max_pixels: int, label: object) -> None:
+    width, height = size
+    if width * height > max_pixels:
+        raise BadImage("too_large", f"{width}x{height} > {max_pixels} pixels: {label}")
+
+
+@contextmanager
+def _pil_errors(label: object) -> Iterator[None]:
+    """PIL's errors (and its decompression bomb warning) inside the block -> BadImage naming label."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path, formats=formats) as im:  # reads the header only
-                width, height = im.size
-                if width * height > max_pixels:
-                    raise BadImage("too_large", f"{width}x{height} > {max_pixels} pixels: {path}")
-                yield im
+            yield
     except BadImage:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise BadImage("too_large", f"{e}: {path}") from None
+        raise BadImage("too_large", f"{e}: {label}") from None
     except UnidentifiedImageError:
-        raise BadImage("not_image", str(path)) from None
+        raise BadImage("not_image", str(label)) from None
     except Exception as e:  # truncated or broken data, garbled EXIF: PIL raises OSError, SyntaxError, struct.error...
-        raise BadImage("corrupt", f"{type(e).__name__}: {e}: {path}") from None
+        raise BadImage("corrupt", f"{type(e).__name__}: {e}: {label}") from None
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
@@ -107,7 +147,9 @@ def _to_8bit(a: np.ndarray, mode: str) -> np.ndarray:
 class ImagePreprocessing:
     """RGB PIL image -> (3, crop, crop) float32: short side to `resize`, centre crop, normalise.
 
-    Plain data (saved in checkpoints as a dict); the defaults are EfficientNet-Lite0's.
+    Plain data (saved in checkpoints as a dict); the defaults are EfficientNet-Lite0's. An image longer
+    than MAX_ASPECT times its width (a 20000 x 1 PNG) resamples only the source pixels under the crop,
+    so that it costs what the crop costs, not what resizing all of it would.
     """
 
     resize: int = 256
@@ -116,13 +158,39 @@ class ImagePreprocessing:
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     interpolation: str = "bicubic"
 
+    def __post_init__(self):
+        if not 0 < self.crop <= self.resize:
+            raise ValueError(f"image preprocessing: crop={self.crop} must lie in 1..resize={self.resize}")
+        object.__setattr__(self, "mean", tuple(self.mean))  # hashable also when read back from a checkpoint
+        object.__setattr__(self, "std", tuple(self.std))
+
     def __call__(self, image: Image.Image) -> torch.Tensor:
-        image = TF.resize(image, self.resize, InterpolationMode(self.interpolation), antialias=True)
-        x = TF.to_tensor(TF.center_crop(image, self.crop))  # (3, crop, crop) in [0, 1]
-        return TF.normalize(x, self.mean, self.std)
+        width, height = image.size
+        if max(width, height) > MAX_ASPECT * min(width, height):
+            image = self._resample_crop(image)
+        else:
+            image = TF.resize(image, self.resize, InterpolationMode(self.interpolation), antialias=True)
+            image = TF.center_crop(image, self.crop)
+        return TF.normalize(TF.to_tensor(image), self.mean, self.std)  # (3, crop, crop)
+
+    def _resample_crop(self, image: Image.Image) -> Image.Image:
+        """The centre crop of the resized image, computed from the source pixels under it alone (PIL's box)."""
+        width, height = image.size
+        short, long = sorted((width, height))
+        new_long = int(self.resize * long / short)  # torchvision's rounding
+        new_w, new_h = (self.resize, new_long) if width <= height else (new_long, self.resize)
+        left, top = round((new_w - self.crop) / 2), round((new_h - self.crop) / 2)
+        sx, sy = width / new_w, height / new_h  # source pixels per resized pixel
+        box = (left * sx, top * sy, (left + self.crop) * sx, (top + self.crop) * sy)
+        return image.resize((self.crop, self.crop), pil_modes_mapping[InterpolationMode(self.interpolation)], box=box)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def captioner_preprocessing(image_size: int) -> ImagePreprocessing:
+    """The captioner's input: short side to image_size, centre crop image_size x image_size, ImageNet mean and std."""
+    return ImagePreprocessing(image_size, image_size, IMAGENET_MEAN, IMAGENET_STD, "bilinear")
 
 
 class ImageReport(SkipReport):

@@ -20,7 +20,7 @@ from lightning.pytorch.loggers import WandbLogger
 from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
 
-from mri.data.caption_datamodule import IMAGENET_MEAN, IMAGENET_STD
+from mri.data.images import ImagePreprocessing, captioner_preprocessing
 from mri.data.vocab import PAD_ID, Vocabulary, tokenize
 from mri.metrics.captioning import CaptionMetrics
 from mri.checkpoints import read_checkpoint, wandb_run_id
@@ -57,6 +57,11 @@ class CaptionerModule(LightningModule):
         self.vocab: Vocabulary | None = None  # from the datamodule or a checkpoint
         self.image_size: int | list[int] | None = None  # the datamodule's, for captioning new photos
         self._samples: list[tuple[torch.Tensor, str, list[str]]] = []  # this validation's W&B table rows
+
+    @property
+    def preprocessing(self) -> ImagePreprocessing:
+        """How a photo becomes the (3, S, S) input `caption` takes: the training data's transform."""
+        return captioner_preprocessing(self.image_size)
 
     def forward(self, images: torch.Tensor, captions: torch.Tensor) -> torch.Tensor:
         return self.net(images, captions)  # (B, L-1, V)
@@ -146,7 +151,7 @@ class CaptionerModule(LightningModule):
             return
         import wandb
 
-        mean, std = torch.tensor(IMAGENET_MEAN)[:, None, None], torch.tensor(IMAGENET_STD)[:, None, None]
+        mean, std = (torch.tensor(v)[:, None, None] for v in (self.preprocessing.mean, self.preprocessing.std))
         rows = [[wandb.Image((image * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()), hyp, "\n".join(refs)]
                 for image, hyp, refs in self._samples]
         logger.log_table("val/samples", columns=["image", "prediction", "references"], data=rows, step=self.global_step)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from mri.caption import IMAGE_SUFFIXES, image_paths
 from mri.data.features import MelFeatures
+from mri.data.images import IMAGE_SUFFIXES, image_paths
 from mri.recommend.index import SongIndex
 from mri.checkpoints import read_checkpoint
 from mri.recommend.pipeline import PhotoError, PhotoResult, Recommender, load_tag_mel

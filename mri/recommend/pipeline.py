@@ -1,27 +1,33 @@
 """Photo -> caption -> keywords -> weighted Melon tags -> top-k songs, with every step kept for display.
 
-    recommender = Recommender.load(tag_mel_ckpt, captioner_ckpt, index_dir)
-    for result in recommender.recommend([Path("beach.jpg")], k=10):
+    recommender = Recommender.load(captioner_ckpt, tag_mel_ckpt, index_dir)
+    for result in recommender.recommend([Path("beach.jpg"), photo_bytes], k=10):
         print(result.to_dict())  # PhotoResult (caption, trail, songs) or PhotoError (why the photo was unusable)
+
+A photo goes through three steps that a server may run apart (`recommend` chains them):
+`prepare` (read and preprocess, no model), `describe` (the image models, on a batch of prepared
+photos at once) and `answer` (bridge and song search, per photo).
 
 The two-tower index scores the whole catalogue in one matrix product; an early-fusion checkpoint may rerank
 its top candidates (every candidate through the network, once per weighted tag).
 """
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
-from mri.caption import caption_files
 from mri.data.features import MelFeatures
-from mri.data.images import BadImage
+from mri.data.images import BadImage, ImageSource
 from mri.data.melon import genre_name, read_genres, read_playlists, read_songs
 from mri.data.tags import TagSimilarity, TagVocabulary
-from mri.models.captioner_module import CaptionerModule, load_captioner
+from mri.models.captioner_module import load_captioner
+from mri.models.image_stage import CaptionModel, ImageStage, PreparedPhoto
 from mri.models.tag_mel_module import TagMelModule
 from mri.recommend.bridge import Bridge, Lexicon, Trail
 from mri.recommend.index import SongIndex
@@ -88,39 +94,62 @@ def make_bridge(root: str | Path, query_tags: Sequence[str], lexicon: str | None
 
 
 class Recommender:
-    """Everything loaded once; `recommend` answers photos."""
+    """Everything loaded once; `recommend` answers photos (paths, bytes or PIL images)."""
 
-    def __init__(self, captioner: CaptionerModule, index: SongIndex, bridge: Bridge, catalogue: Catalogue,
+    def __init__(self, stage: ImageStage, index: SongIndex, bridge: Bridge, catalogue: Catalogue,
                  store: MelFeatures | None = None, reranker: TagMelModule | None = None, rerank_top: int = 50,
-                 beam_size: int | None = None, batch_size: int = 16):
+                 batch_size: int = 16):
         if reranker is not None:
             if store is None:
                 raise ValueError("reranking needs the feature store the index was built from")
             if list(reranker.query_tags) != list(index.query_tags):
                 raise ValueError("the rerank checkpoint was trained on other query tags than the index's model: "
                                  "train both on the same data.root and data.num_tags")
-        self.captioner, self.index, self.bridge, self.catalogue = captioner, index, bridge, catalogue
+        self.stage, self.index, self.bridge, self.catalogue = stage, index, bridge, catalogue
         self.store, self.reranker, self.rerank_top = store, reranker, rerank_top
-        self.beam_size, self.batch_size = beam_size, batch_size
+        self.batch_size = batch_size
 
     @classmethod
-    def load(cls, captioner_ckpt: str | Path, tag_mel_ckpt: str | Path, index_dir: str | Path,
-             rerank_ckpt: str | Path | None = None, bridge: dict | None = None, **options) -> "Recommender":
-        """Load the models, open (and check) the index, and build the bridge from the index's Melon root."""
+    def load(cls, captioner_ckpt: str | Path | None, tag_mel_ckpt: str | Path, index_dir: str | Path,
+             rerank_ckpt: str | Path | None = None, bridge: dict | None = None, beam_size: int | None = None,
+             **options) -> Recommender:
+        """Load the models, open (and check) the index, and build the bridge from the index's Melon root.
+
+        captioner_ckpt: None leaves the captioner out of the image stage (every photo gets the fallback tags).
+        """
         index = SongIndex.open(index_dir, tag_mel_ckpt)
         store = index.features()
         root = store.meta["root"]
-        return cls(load_captioner(captioner_ckpt), index, make_bridge(root, index.query_tags, **(bridge or {})),
+        models = [CaptionModel(load_captioner(captioner_ckpt), beam_size)] if captioner_ckpt else []
+        return cls(ImageStage(models), index, make_bridge(root, index.query_tags, **(bridge or {})),
                    Catalogue(root), store, load_tag_mel(rerank_ckpt) if rerank_ckpt else None, **options)
 
-    def recommend(self, paths: Sequence[Path], k: int = 10) -> Iterator[PhotoResult | PhotoError]:
-        """One result per path, in order; an unusable photo gives a PhotoError and the others go on."""
-        for path, caption in caption_files(self.captioner, list(paths), self.batch_size, self.beam_size):
-            if isinstance(caption, BadImage):
-                yield PhotoError(str(path), str(caption), caption.reason)
+    def recommend(self, photos: Sequence[ImageSource], k: int = 10,
+                  names: Sequence[str] | None = None) -> Iterator[PhotoResult | PhotoError]:
+        """One result per photo, in order; an unusable photo gives a PhotoError and the others go on.
+
+        names: what each result's `path` says (default: the path, or "photo <i>" for one in memory).
+        """
+        names = names or [str(p) if isinstance(p, str | os.PathLike) else f"photo {i}" for i, p in enumerate(photos)]
+        for name, found in zip(names, self.stage.run(photos, self.batch_size), strict=True):
+            if isinstance(found, BadImage):
+                yield PhotoError(name, str(found), found.reason)
             else:
-                trail = self.bridge(caption)
-                yield PhotoResult(str(path), caption, trail, self.songs(trail, k))
+                yield self.answer(name, found, k)
+
+    def prepare(self, photo: ImageSource) -> PreparedPhoto:
+        """Read and preprocess a photo for the image models (no model runs); BadImage when it cannot be used."""
+        return self.stage.prepare(photo)
+
+    def describe(self, photos: Sequence[PreparedPhoto]) -> list[dict[str, Any]]:
+        """The image models on a batch of prepared photos: per photo, model key -> finding ("caption" -> str)."""
+        return self.stage.describe(photos)
+
+    def answer(self, name: str, findings: dict[str, Any], k: int = 10) -> PhotoResult:
+        """A described photo's tags and top-k songs."""
+        caption = findings.get("caption", "")
+        trail = self.bridge(caption)
+        return PhotoResult(name, caption, trail, self.songs(trail, k))
 
     def songs(self, trail: Trail, k: int = 10) -> list[SongHit]:
         """The top-k songs for a trail's tag weights (reranked when a reranker is loaded)."""

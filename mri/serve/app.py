@@ -8,11 +8,8 @@
 """
 from __future__ import annotations
 
-import tempfile
-import threading
 from functools import lru_cache
 from importlib import resources
-from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
@@ -20,23 +17,29 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from mri.data.images import BadImage
 from mri.data.melon import BadMel, load_mel, mel_path
-from mri.recommend.pipeline import PhotoError, PhotoResult, Recommender
+from mri.recommend.pipeline import PhotoResult, Recommender
+from mri.serve.batching import Batcher, BatchSettings, Busy
 from mri.serve.mel_picture import mel_picture, png_bytes
 from mri.serve.uploads import UploadLimits, UploadRefused, receive_photo, refusal
 
 
 def make_app(recommender: Recommender, k: int = 10, limits: UploadLimits = UploadLimits(),
-             examples: dict[str, bytes] | None = None) -> FastAPI:
-    """The app; examples: name -> JPEG bytes of the photos one click away."""
+             examples: dict[str, bytes] | None = None, batching: BatchSettings | None = None) -> FastAPI:
+    """The app; examples: name -> JPEG bytes of the photos one click away; batching: of photos across requests."""
     app = FastAPI(title="MRI", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.recommender = recommender
     page = resources.files("mri.serve").joinpath("page.html").read_text(encoding="utf-8")
-    examples = examples or {}
-    models = threading.Lock()  # one photo through the models at a time
+    examples, batching = examples or {}, batching or BatchSettings()
+    batcher = app.state.batcher = Batcher(recommender.describe, batching)  # the image models' only caller
 
-    def answer(path: Path) -> PhotoResult | PhotoError:
-        with models:
-            return next(recommender.recommend([path], k))
+    async def answer(photo: bytes, name: str) -> PhotoResult:
+        """Read and preprocess in a worker thread, the image models in a batch, then bridge and songs."""
+        try:
+            prepared = await run_in_threadpool(recommender.prepare, photo)
+        except BadImage as err:  # passed the header check, failed to decode
+            raise refusal(err, limits) from None
+        findings = await batcher.submit(prepared)
+        return await run_in_threadpool(recommender.answer, name, findings, k)
 
     @app.get("/", response_class=HTMLResponse)
     def show_page() -> str:
@@ -48,15 +51,15 @@ def make_app(recommender: Recommender, k: int = 10, limits: UploadLimits = Uploa
 
     @app.post("/api/recommend")
     async def recommend(request: Request) -> JSONResponse:
-        with tempfile.TemporaryDirectory(prefix="mri-upload-") as folder:  # removed with all it holds
-            try:
-                path, name = await receive_photo(request, Path(folder), limits)
-                result = await run_in_threadpool(answer, path)
-                if isinstance(result, PhotoError):  # passed the header check, failed to decode
-                    raise refusal(BadImage(result.reason), limits)
-            except UploadRefused as err:
-                return JSONResponse({"error": err.message, "reason": err.reason}, status_code=err.status)
-        return JSONResponse({**result.to_dict(), "path": name})
+        try:
+            result = await answer(*await receive_photo(request, limits))
+        except UploadRefused as err:
+            return JSONResponse({"error": err.message, "reason": err.reason}, status_code=err.status)
+        except Busy:
+            return JSONResponse({"error": "The server is busy with other photos: send yours again in a moment.",
+                                 "reason": "busy"}, status_code=503,
+                                headers={"Retry-After": str(batching.retry_after_s)})
+        return JSONResponse(result.to_dict())
 
     @app.get("/api/examples/{name}")
     def example(name: str) -> Response:

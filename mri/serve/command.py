@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 
 from mri.recommend.command import build_index, checkpoints, load_recommender
 from mri.serve.app import make_app
+from mri.serve.batching import BatchSettings
 from mri.serve.examples import example_photos
 from mri.serve.uploads import UploadLimits
 
@@ -21,7 +22,7 @@ def app_from_config(cfg: DictConfig) -> FastAPI:
     if cfg.build_index:
         build_index(cfg, ckpts["tag_mel"])
     return make_app(load_recommender(cfg, ckpts), cfg.k, UploadLimits(**cfg.upload),
-                    example_photos(tuple(cfg.examples.size), cfg.examples.seed))
+                    example_photos(tuple(cfg.examples.size), cfg.examples.seed), BatchSettings(**cfg.batching))
 
 
 def serve(cfg: DictConfig) -> None:

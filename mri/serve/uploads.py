@@ -1,15 +1,12 @@
 """Receiving a photo upload: byte and pixel limits checked before any pixel is decoded.
 
-The upload is copied into a folder the caller gives (a per-request temporary folder) under a name of our
-own (photo.jpg / .png / .webp, from the file's header); nothing the user named reaches the file system.
-Starlette spools the form's file part in memory, or above 1 MB in an unnamed file of the system's
-temporary folder, deleted when the form closes.
+The photo is kept in memory as bytes (at most upload.max_bytes) and its header read from there; nothing
+the user sent or named reaches the file system. Starlette spools the form's file part in memory, or above
+1 MB in an unnamed file of the system's temporary folder, deleted when the form closes.
 """
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
-from pathlib import Path
 
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
@@ -17,7 +14,7 @@ from starlette.requests import Request
 
 from mri.data.images import DEFAULT_MAX_PIXELS, BadImage, read_header
 
-FORMATS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}  # PIL format -> suffix of the saved copy
+FORMATS = ("JPEG", "PNG", "WEBP")  # the PIL formats answered; JPEG's variants (MPO: multi-picture) with it
 FORM_OVERHEAD = 64 * 1024  # bytes of a multipart form beyond its file: boundaries and part headers
 FIELD = "photo"  # the form field that carries the file
 
@@ -54,8 +51,8 @@ def refusal(err: BadImage, limits: UploadLimits) -> UploadRefused:
     return UploadRefused(err.reason, message, status)
 
 
-async def receive_photo(request: Request, folder: Path, limits: UploadLimits) -> tuple[Path, str]:
-    """Save the form's photo in folder as photo.<suffix of its format>; returns (path, the name the user gave).
+async def receive_photo(request: Request, limits: UploadLimits) -> tuple[bytes, str]:
+    """The form's photo as bytes, and the name the user gave it.
 
     Raises UploadRefused for a request without a photo or over the limits, and for a file that is not a
     JPEG, PNG or WebP image; the byte limit is checked from Content-Length before the body is read.
@@ -77,17 +74,15 @@ async def receive_photo(request: Request, folder: Path, limits: UploadLimits) ->
                                 400)
         if upload.size is not None and upload.size > limits.max_bytes:
             raise _too_many_bytes(upload.size, limits)
-        received = folder / "upload"
-        with received.open("wb") as out:
-            shutil.copyfileobj(upload.file, out)
+        photo = await upload.read()
         name = upload.filename or "photo"
     finally:
         await form.close()  # the spooled part is deleted
     try:
-        pil_format, _, _ = read_header(received, limits.max_pixels, tuple(FORMATS))
+        read_header(photo, limits.max_pixels, FORMATS)
     except BadImage as err:
         raise refusal(err, limits) from None
-    return received.rename(folder / f"photo{FORMATS[pil_format]}"), name
+    return photo, name
 
 
 def _too_many_bytes(size: int, limits: UploadLimits) -> UploadRefused:
