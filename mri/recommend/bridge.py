@@ -44,7 +44,7 @@ another such own same very too also just only still something someone
 KOREAN_STOP_WORDS = frozenset("""
 은 는 이 가 을 를 의 에 에서 와 과 도 로 으로 랑 이랑 하고 그리고 그런데 하지만 또 또는 및 등 그 저 이 이런 저런 그런
 너무 정말 진짜 아주 좀 더 잘 안 못 것 거 수 때 중 나 너 우리 저희 제 내 당신 그냥 있는 있다 없는 없다 하다 한 할 해 했다
-하는 되는 같은 노래 노래들 음악 곡 플레이리스트 듣기 듣는 들을 듣고 좋은 좋아 좋다 추천 모음
+하는 되는 오는 가는 같은 노래 노래들 음악 곡 플레이리스트 듣기 듣는 들을 듣고 좋은 좋아 좋다 추천 모음
 """.split())
 
 # Plurals and past forms the suffix rules cannot undo; Flickr8k's frequent ones.

@@ -153,11 +153,14 @@ class PhotoTags:
 
 
 class PhotoTagger:
-    """Batches of preprocessed photos -> PhotoTags, one per photo.
+    """Batches of preprocessed photos -> PhotoTags, one per photo; an image model of the recommender's image stage
+    (mri.models.image_stage: key "tags", `describe`).
 
     top_k classes with probability >= min_probability give keywords weighing their probability times the group
     word's weight; pixel keywords weigh up to light_weight.
     """
+
+    key = "tags"
 
     def __init__(self, classifier: ImageNetClassifier, moods: ClassMoods | None = None, top_k: int = 5,
                  min_probability: float = 0.05, light_weight: float = 0.3):
@@ -191,6 +194,8 @@ class PhotoTagger:
             keywords += light_keywords(light, self.light_weight)
             out.append(PhotoTags(classes, light, merge_keywords(keywords)))
         return out
+
+    describe = tag_batch
 
     def _class_keywords(self, probs: list[float], indices: list[int]) -> list[Keyword]:
         out = []

@@ -17,6 +17,7 @@ from mri.data.images import DEFAULT_MAX_PIXELS, BadImage, read_header
 FORMATS = ("JPEG", "PNG", "WEBP")  # the PIL formats answered; JPEG's variants (MPO: multi-picture) with it
 FORM_OVERHEAD = 64 * 1024  # bytes of a multipart form beyond its file: boundaries and part headers
 FIELD = "photo"  # the form field that carries the file
+TEXT_FIELD = "text"  # the optional form field with the user's words
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,8 @@ def refusal(err: BadImage, limits: UploadLimits) -> UploadRefused:
     return UploadRefused(err.reason, message, status)
 
 
-async def receive_photo(request: Request, limits: UploadLimits) -> tuple[bytes, str]:
-    """The form's photo as bytes, and the name the user gave it.
+async def receive_photo(request: Request, limits: UploadLimits) -> tuple[bytes, str, str]:
+    """The form's photo as bytes, the name the user gave it, and the user's text ("" when none).
 
     Raises UploadRefused for a request without a photo or over the limits, and for a file that is not a
     JPEG, PNG or WebP image; the byte limit is checked from Content-Length before the body is read.
@@ -63,7 +64,7 @@ async def receive_photo(request: Request, limits: UploadLimits) -> tuple[bytes, 
     if int(length) > limits.max_bytes + FORM_OVERHEAD:
         raise _too_many_bytes(int(length), limits)
     try:
-        form = await request.form(max_files=1, max_fields=0)
+        form = await request.form(max_files=1, max_fields=1)
     except HTTPException as err:  # more than one file, or other fields
         raise UploadRefused("bad_form", f"The upload form was not understood ({err.detail}): send one photo as the "
                                         f"form field {FIELD!r}.", 400) from None
@@ -76,13 +77,16 @@ async def receive_photo(request: Request, limits: UploadLimits) -> tuple[bytes, 
             raise _too_many_bytes(upload.size, limits)
         photo = await upload.read()
         name = upload.filename or "photo"
+        text = form.get(TEXT_FIELD) or ""
+        if not isinstance(text, str):
+            raise UploadRefused("bad_form", f"The form field {TEXT_FIELD!r} must be text, not a file.", 400)
     finally:
         await form.close()  # the spooled part is deleted
     try:
         read_header(photo, limits.max_pixels, FORMATS)
     except BadImage as err:
         raise refusal(err, limits) from None
-    return photo, name
+    return photo, name, text
 
 
 def _too_many_bytes(size: int, limits: UploadLimits) -> UploadRefused:
