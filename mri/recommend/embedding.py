@@ -110,6 +110,7 @@ class TagEmbeddings:
         if hubs not in HUB_CORRECTIONS:
             raise ValueError(f"hubs={hubs!r}; one of {', '.join(HUB_CORRECTIONS)}")
         self.encoder, self.tags, self.hubs, self.hub_k = encoder, list(tags), hubs, hub_k
+        self.raw_vectors, self.probe_vectors = vectors, probe_vectors  # (T, D), (P, D) as built
         self.tag_mean, self.word_mean = vectors.mean(0), probe_vectors.mean(0)  # (D,) for centring
         self.vectors = _unit(vectors - self.tag_mean) if hubs == "centre" else vectors  # (T, D)
         sims = self._cosines(probe_vectors)  # (P, T)
@@ -138,6 +139,10 @@ class TagEmbeddings:
                 _write_cache(path, key, cached)
         encoder.remember(probes, cached["probes"])
         return cls(encoder, tags, cached["vectors"], cached["probes"], **options)
+
+    def with_hubs(self, hubs: str) -> TagEmbeddings:
+        """The same vectors under another hub correction."""
+        return TagEmbeddings(self.encoder, self.tags, self.raw_vectors, self.probe_vectors, hubs, self.hub_k)
 
     def _cosines(self, words: np.ndarray) -> np.ndarray:
         """(N, T) cosines of (N, D) unit word vectors to the tags (centred first when hubs == 'centre')."""

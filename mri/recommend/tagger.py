@@ -92,7 +92,8 @@ def light_and_colour(rgb: torch.Tensor) -> dict[str, torch.Tensor]:
     saturation = torch.where(value > 0, chroma / value.clamp_min(1e-6), torch.zeros_like(value))
     hue = _hue(r, g, b, value, chroma)  # degrees
     coloured = (saturation > 0.2) & (value > 0.15)
-    blue = coloured & (hue >= 180) & (hue <= 250)
+    lit = value > 0.35  # a night's dark blue is neither daylight sky nor water
+    blue = coloured & lit & (hue >= 180) & (hue <= 250)
     pale = (saturation < 0.15) & (value > 0.75)
     split = int(0.4 * rgb.shape[2])  # rows above: the top 40%
     return {
@@ -100,7 +101,7 @@ def light_and_colour(rgb: torch.Tensor) -> dict[str, torch.Tensor]:
         "saturation": saturation.mean((1, 2)),
         "warmth": (r - b).mean((1, 2)),
         "sky": (blue | pale)[:, :split].float().mean((1, 2)),
-        "water": (coloured & (hue >= 170) & (hue <= 230))[:, split:].float().mean((1, 2)),
+        "water": (coloured & lit & (hue >= 170) & (hue <= 230))[:, split:].float().mean((1, 2)),
         "green": (coloured & (hue >= 70) & (hue <= 165)).float().mean((1, 2)),
         "sand": ((saturation > 0.12) & (saturation < 0.6) & (value > 0.5) & (hue >= 25) & (hue <= 55))
         .float().mean((1, 2)),
