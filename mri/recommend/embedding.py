@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -175,7 +176,7 @@ def _read_cache(path: Path, key: str, n_tags: int, n_probes: int) -> dict[str, n
         with np.load(path, allow_pickle=False) as f:
             ok = str(f["key"]) == key and f["vectors"].shape[0] == n_tags and f["probes"].shape[0] == n_probes
             return {"vectors": f["vectors"], "probes": f["probes"]} if ok else None
-    except (OSError, KeyError, ValueError, EOFError):  # absent, truncated or another file
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):  # absent, truncated or another file
         return None
 
 
