@@ -289,3 +289,14 @@ def test_browser_shows_the_error_of_a_non_image(server, photo, tmp_path):
         page.set_input_files("#file", files=[{"name": "good.jpg", "mimeType": "image/jpeg", "buffer": photo}])
         page.wait_for_selector("#songs tbody tr")
         assert page.locator("#error").is_hidden() and page.locator("#songs tbody tr").count() == 10
+
+
+@pytest.mark.slow
+def test_the_users_words_join_the_photos(client, photo):
+    answer = client.post("/api/recommend", data={"text": "비 오는 밤 rainy"}, files={"photo": ("p.jpg", photo)})
+    assert answer.status_code == 200
+    trail = answer.json()["trail"]
+    assert trail["sources"]["비"] == ["text"] and trail["sources"]["rainy"] == ["text"]
+    assert answer.json()["photo_tags"]["classes"]  # the tagger ran beside the captioner
+    long = client.post("/api/recommend", data={"text": "비" * 501}, files={"photo": ("p.jpg", photo)})
+    assert long.status_code == 422 and "the limit is 500" in long.json()["error"]

@@ -69,6 +69,11 @@ async def receive_photo(request: Request, limits: UploadLimits) -> tuple[bytes, 
         raise UploadRefused("bad_form", f"The upload form was not understood ({err.detail}): send one photo as the "
                                         f"form field {FIELD!r}.", 400) from None
     try:
+        unknown = sorted(set(form.keys()) - {FIELD, TEXT_FIELD})
+        if unknown:
+            raise UploadRefused("bad_form", f"The upload form was not understood (unknown field {unknown[0]!r}): send "
+                                            f"one photo as the form field {FIELD!r} and your words as {TEXT_FIELD!r}.",
+                                400)
         upload = form.get(FIELD)
         if not isinstance(upload, UploadFile):
             raise UploadRefused("no_photo", f"No photo came with the request: send one as the form field {FIELD!r}.",
