@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from mri.checkpoints import CheckpointError
 from mri.recommend.bridge import TextRefused
 from mri.recommend.command import quote_text_argument, recommend
 from mri.recommend.index import MissingIndex, StaleIndex
@@ -79,7 +80,7 @@ def test_missing_and_stale_index_name_the_command(trained, tmp_path):
 
 def test_missing_checkpoints_name_the_training_command(tmp_path, data_dir):
     cfg = compose_config("recommend", ["image=x.jpg"], tmp_path / "run", data_dir)
-    with pytest.raises(FileNotFoundError, match="python train.py model=squeezenet`"):
+    with pytest.raises(CheckpointError, match="python train.py model=squeezenet`"):
         recommend(cfg)
 
 

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mri.checkpoints import KINDS, CheckpointError, expect_kind, load_module, read_checkpoint
 from mri.data.features import MelFeatures
 from mri.data.images import BadImage, ImageSource
 from mri.data.melon import genre_name, read_genres, read_playlists, read_songs
@@ -90,17 +91,19 @@ class Catalogue:
         return self.songs.get(song_id, ("?", "?", "?"))
 
 
-def load_tag_mel(ckpt_path: str | Path) -> TagMelModule:
-    module = TagMelModule.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=False)
+def load_tag_mel(ckpt_path: str | Path, kind: str = "two_tower") -> TagMelModule:
+    """A tag-mel model of this kind (two_tower, or early_fusion for reranking) for inference, from its checkpoint."""
+    module = load_module(ckpt_path, (kind,))
     if not module.query_tags:
-        raise ValueError(f"{ckpt_path} holds no query tags: train it with `python train.py model=squeezenet`")
-    return module.eval()
+        raise CheckpointError(f"{ckpt_path} holds no query tags: retrain it with `{KINDS[kind][1]}`")
+    return module
 
 
 def make_bridge(root: str | Path, query_tags: Sequence[str], lexicon: str | None = None,
                 similarity_dim: int | None = 16, min_tag_count: int = 1, embedding: dict | None = None,
                 probes: Sequence[str] = (), **options) -> Bridge:
-    """A Bridge over the tags of a Melon root's training playlists; options: Bridge's widening settings.
+    """A Bridge over the tags of a Melon root's training playlists, with the tag similarity settings the tag-mel
+    model was trained with; options: Bridge's widening settings.
 
     embedding: settings of the open-vocabulary stage (enabled, cache_dir, titles_per_tag, word_weight, hubs,
     threads), None or enabled=false: lexicon and catalogue tags only. probes: words queries will mostly ask
@@ -121,7 +124,7 @@ def make_bridge(root: str | Path, query_tags: Sequence[str], lexicon: str | None
 def caption_trust(captioner_ckpt: str | Path, generated_weight: float) -> float:
     """The weight of a captioner's words beside the tagger's: generated_weight when it was trained only on
     generated scenes (checkpoint["mri"]["data"]["generated"], else its datamodule's `generate` setting), else 1."""
-    ckpt = torch.load(captioner_ckpt, map_location="cpu", weights_only=False, mmap=True)
+    ckpt = read_checkpoint(captioner_ckpt)
     data = (ckpt.get("mri") or {}).get("data") or {}
     generated = data["generated"] if "generated" in data else \
         (ckpt.get("datamodule_hyper_parameters") or {}).get("generate") is not None
@@ -156,6 +159,11 @@ class Recommender:
         index = SongIndex.open(index_dir, tag_mel_ckpt)
         store = index.features()
         root = store.meta["root"]
+        checkpoint = read_checkpoint(tag_mel_ckpt)
+        expect_kind(checkpoint, tag_mel_ckpt, ("two_tower",))
+        trained = checkpoint["mri"].get("data") or {}  # its tag similarity, unless bridge says otherwise
+        bridge = {**{k: trained[k] for k in ("min_tag_count", "similarity_dim") if k in trained},
+                  **{k: v for k, v in (bridge or {}).items() if v is not None}}
         tagger = dict(tagger or {})
         photo_tagger = (PhotoTagger(load_classifier(tagger.pop("classifier", "efficientnet_lite0")), **tagger)
                         if tagger.pop("enabled", True) else None)
@@ -165,8 +173,8 @@ class Recommender:
         caption_weight = caption_trust(captioner_ckpt, generated_caption_weight) if photo_tagger and captioner_ckpt \
             else 1.0  # alone, a caption's words are all there is
         probes = photo_tagger.vocabulary() if photo_tagger else ()
-        return cls(ImageStage(models), index, make_bridge(root, index.query_tags, probes=probes, **(bridge or {})),
-                   Catalogue(root), store, load_tag_mel(rerank_ckpt) if rerank_ckpt else None,
+        return cls(ImageStage(models), index, make_bridge(root, index.query_tags, probes=probes, **bridge),
+                   Catalogue(root), store, load_tag_mel(rerank_ckpt, "early_fusion") if rerank_ckpt else None,
                    caption_weight=caption_weight, **options)
 
     def recommend(self, photos: Sequence[ImageSource], k: int = 10, names: Sequence[str] | None = None,
