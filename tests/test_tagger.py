@@ -1,4 +1,5 @@
 """The photo tagger: ImageNet classes -> mood words, light and colour keywords, batches, on real photographs."""
+import socket
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,35 @@ def test_a_class_of_no_group_keeps_its_name(tagger):
     keywords = tagger._class_keywords([0.6, 0.2, 0.01], [540, 978, 1])  # drilling platform, seashore, goldfish
     assert keywords[0].word == "drilling platform" and keywords[0].weight == pytest.approx(0.6)
     assert {k.word for k in keywords[1:]} == {"beach", "sea", "summer"}  # goldfish below min_probability
+
+
+def _offline(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError("network unreachable (test)")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+def test_a_torchvision_classifier_offline_without_its_weights_says_so(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    _offline(monkeypatch)
+    with pytest.raises(RuntimeError, match="resnet18 weights .* cannot be downloaded .*efficientnet_lite0"):
+        load_classifier("resnet18")
+    with pytest.raises(ValueError, match="unknown image classifier 'resnet999'.*resnet18"):
+        load_classifier("resnet999")
+
+
+def test_a_torchvision_classifier_serves_the_tagger_from_its_cache(monkeypatch, tmp_path):
+    import torchvision.models as tvm
+
+    weights = tvm.ResNet18_Weights.DEFAULT
+    (tmp_path / "checkpoints").mkdir()
+    torch.save(tvm.resnet18().state_dict(), tmp_path / "checkpoints" / Path(weights.url).name)  # as a download leaves it
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    _offline(monkeypatch)
+    classifier = load_classifier("resnet18")
+    assert classifier.preprocessing.crop == 224 and classifier.preprocessing.mean == (0.485, 0.456, 0.406)
+    tagger = PhotoTagger(classifier)
+    (tags,) = tagger.tag_batch(tagger.preprocessing(load_image(PHOTOS / "coffee.jpg"))[None])
+    assert len(tags.classes) == 5 and tags.keywords
