@@ -111,7 +111,8 @@ def test_a_torchvision_classifier_serves_the_tagger_from_its_cache(monkeypatch, 
 
     weights = tvm.ResNet18_Weights.DEFAULT
     (tmp_path / "checkpoints").mkdir()
-    torch.save(tvm.resnet18().state_dict(), tmp_path / "checkpoints" / Path(weights.url).name)  # as a download leaves it
+    # as a download leaves it in the hub cache
+    torch.save(tvm.resnet18().state_dict(), tmp_path / "checkpoints" / Path(weights.url).name)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     _offline(monkeypatch)
     classifier = load_classifier("resnet18")
