@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Container, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Container, Sequence
 
 import numpy as np
 
@@ -30,22 +30,10 @@ from mri.recommend.embedding import TagEmbeddings
 LEXICON_HEADER = re.compile(r"^# mri-lexicon version (\d+)\b")
 MAX_TEXT_CHARS = 500  # a user's text longer than this is refused
 
-STOP_WORDS = frozenset("""
-a an the this that these those there here it its it's they them their he him his she her hers we us our you your i me my
-is are was were be been being am do does did doing has have had having will would can could may might shall should must
-and or but nor so yet if then than as while when where who whom whose which what why how
-of in on at by for with without to from into onto upon over under above below near next beside behind between among
-through across along around about against toward towards off out up down away back front top bottom side left right
-one two three four five six seven eight nine ten no not some any all each every both few many much more most other
-another such own same very too also just only still something someone
-""".split())
+STOP_WORDS = frozenset(["a", "an", "the", "this", "that", "these", "those", "there", "here", "it", "its", "it's", "they", "them", "their", "he", "him", "his", "she", "her", "hers", "we", "us", "our", "you", "your", "i", "me", "my", "is", "are", "was", "were", "be", "been", "being", "am", "do", "does", "did", "doing", "has", "have", "had", "having", "will", "would", "can", "could", "may", "might", "shall", "should", "must", "and", "or", "but", "nor", "so", "yet", "if", "then", "than", "as", "while", "when", "where", "who", "whom", "whose", "which", "what", "why", "how", "of", "in", "on", "at", "by", "for", "with", "without", "to", "from", "into", "onto", "upon", "over", "under", "above", "below", "near", "next", "beside", "behind", "between", "among", "through", "across", "along", "around", "about", "against", "toward", "towards", "off", "out", "up", "down", "away", "back", "front", "top", "bottom", "side", "left", "right", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "no", "not", "some", "any", "all", "each", "every", "both", "few", "many", "much", "more", "most", "other", "another", "such", "own", "same", "very", "too", "also", "just", "only", "still", "something", "someone"])
 
 # Korean particles, function words, and words every music request has (노래, 듣기 좋은): they reach no mood.
-KOREAN_STOP_WORDS = frozenset("""
-은 는 이 가 을 를 의 에 에서 와 과 도 로 으로 랑 이랑 하고 그리고 그런데 하지만 또 또는 및 등 그 저 이 이런 저런 그런
-너무 정말 진짜 아주 좀 더 잘 안 못 것 거 수 때 중 나 너 우리 저희 제 내 당신 그냥 있는 있다 없는 없다 하다 한 할 해 했다
-하는 되는 오는 가는 같은 노래 노래들 음악 곡 플레이리스트 듣기 듣는 들을 듣고 좋은 좋아 좋다 추천 모음
-""".split())
+KOREAN_STOP_WORDS = frozenset(["은", "는", "이", "가", "을", "를", "의", "에", "에서", "와", "과", "도", "로", "으로", "랑", "이랑", "하고", "그리고", "그런데", "하지만", "또", "또는", "및", "등", "그", "저", "이", "이런", "저런", "그런", "너무", "정말", "진짜", "아주", "좀", "더", "잘", "안", "못", "것", "거", "수", "때", "중", "나", "너", "우리", "저희", "제", "내", "당신", "그냥", "있는", "있다", "없는", "없다", "하다", "한", "할", "해", "했다", "하는", "되는", "오는", "가는", "같은", "노래", "노래들", "음악", "곡", "플레이리스트", "듣기", "듣는", "들을", "듣고", "좋은", "좋아", "좋다", "추천", "모음"])
 
 # Plurals and past forms the suffix rules cannot undo; Flickr8k's frequent ones.
 IRREGULAR = {
@@ -111,23 +99,16 @@ class Lexicon:
     entries: dict[str, tuple[tuple[str, float], ...]]
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> "Lexicon":
+    def load(cls, path: str | Path | None = None) -> Lexicon:
         """The shipped lexicon (mri/recommend/lexicon.tsv) or another file of the same format."""
-        text = (Path(path).read_text(encoding="utf-8") if path is not None
-                else resources.files("mri.recommend").joinpath("lexicon.tsv").read_text(encoding="utf-8"))
-        lines = text.splitlines()
-        header = LEXICON_HEADER.match(lines[0]) if lines else None
-        if header is None:
-            raise ValueError(f"lexicon {path or 'lexicon.tsv'}: the first line must be '# mri-lexicon version <n>: ...'")
+        version, lines = read_versioned(path, "lexicon.tsv", LEXICON_HEADER, "# mri-lexicon version <n>: ...")
         entries = {}
-        for n, line in enumerate(lines[1:], start=2):
-            if not line.strip() or line.startswith("#"):
-                continue
+        for where, line in lines:
             word, _, tags = line.partition("\t")
             if not tags or word in entries:
-                raise ValueError(f"lexicon line {n}: {'duplicate word' if tags else 'expected word<TAB>tags'}: {line!r}")
-            entries[word] = tuple(_tag_weight(t, n) for t in tags.split(","))
-        return cls(int(header.group(1)), entries)
+                raise ValueError(f"{where}: {'duplicate word' if tags else 'expected word<TAB>tags'}: {line!r}")
+            entries[word] = tuple(weighted_item(t, where) for t in tags.split(","))
+        return cls(version, entries)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -136,11 +117,27 @@ class Lexicon:
         return word in self.entries
 
 
-def _tag_weight(item: str, line: int) -> tuple[str, float]:
-    tag, _, weight = item.strip().partition(":")
-    if not tag:
-        raise ValueError(f"lexicon line {line}: empty tag")
-    return tag, float(weight) if weight else 1.0
+def read_versioned(path: str | Path | None, shipped: str, header: re.Pattern, first_line: str
+                   ) -> tuple[int, list[tuple[str, str]]]:
+    """A versioned data file (path, or the one shipped in mri/recommend): its version and its content lines, each
+    with where it is ("lexicon.tsv line 7") for errors; comments and blank lines left out."""
+    name = str(path or shipped)
+    text = (Path(path).read_text(encoding="utf-8") if path is not None
+            else resources.files("mri.recommend").joinpath(shipped).read_text(encoding="utf-8"))
+    lines = text.splitlines()
+    found = header.match(lines[0]) if lines else None
+    if found is None:
+        raise ValueError(f"{name}: the first line must be '{first_line}'")
+    return int(found.group(1)), [(f"{name} line {n}", line) for n, line in enumerate(lines[1:], start=2)
+                                 if line.strip() and not line.startswith("#")]
+
+
+def weighted_item(item: str, where: str) -> tuple[str, float]:
+    """'tag:0.5' -> ('tag', 0.5); 'tag' -> ('tag', 1.0)."""
+    word, _, weight = item.strip().partition(":")
+    if not word:
+        raise ValueError(f"{where}: empty entry in {item!r}")
+    return word, float(weight) if weight else 1.0
 
 
 @dataclass
@@ -315,7 +312,7 @@ class Bridge:
         vocab = self.similarity.vocab.index
         sims = self.similarity.matrix([vocab[s] for s in seeds])[:, self.query_rows]  # (S, T)
         weights: dict[str, float] = defaultdict(float)
-        for (seed, w), row in zip(seeds.items(), sims):
+        for (seed, w), row in zip(seeds.items(), sims, strict=True):
             if seed in self.query_tags:
                 weights[seed] += w
             order = [j for j in np.argsort(-row, kind="stable") if self.query_tags[j] != seed][:self.neighbours]

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
-from importlib import resources
 from pathlib import Path
 
 import torch
 
 from mri.data.images import ImagePreprocessing
 from mri.models.imagenet import ImageNetClassifier
-from mri.recommend.bridge import Keyword, merge_keywords
+from mri.recommend.bridge import Keyword, merge_keywords, read_versioned, weighted_item
 
 MOODS_HEADER = re.compile(r"^# mri-class-moods version (\d+)\b")
 
@@ -39,34 +38,20 @@ class ClassMoods:
     @classmethod
     def load(cls, path: str | Path | None = None, n_classes: int = 1000) -> ClassMoods:
         """The shipped mapping (mri/recommend/imagenet_moods.tsv) or another file of the same format."""
-        name = path or "imagenet_moods.tsv"
-        text = (Path(path).read_text(encoding="utf-8") if path is not None
-                else resources.files("mri.recommend").joinpath("imagenet_moods.tsv").read_text(encoding="utf-8"))
-        lines = text.splitlines()
-        header = MOODS_HEADER.match(lines[0]) if lines else None
-        if header is None:
-            raise ValueError(f"{name}: the first line must be '# mri-class-moods version <n>: ...'")
+        version, lines = read_versioned(path, "imagenet_moods.tsv", MOODS_HEADER,
+                                        "# mri-class-moods version <n>: ...")
         groups: dict[int, tuple[str, tuple[tuple[str, float], ...]]] = {}
-        for n, line in enumerate(lines[1:], start=2):
-            if not line.strip() or line.startswith("#"):
-                continue
+        for where, line in lines:
             parts = line.split("\t")
             if len(parts) != 3:
-                raise ValueError(f"{name} line {n}: expected group<TAB>words<TAB>class indices: {line!r}")
+                raise ValueError(f"{where}: expected group<TAB>words<TAB>class indices: {line!r}")
             group, words, indices = parts
-            moods = tuple(_word_weight(w, f"{name} line {n}") for w in words.split(","))
-            for i in _indices(indices, n_classes, f"{name} line {n}"):
+            moods = tuple(weighted_item(w, where) for w in words.split(","))
+            for i in _indices(indices, n_classes, where):
                 if i in groups:
-                    raise ValueError(f"{name} line {n}: class {i} is already in group {groups[i][0]!r}")
+                    raise ValueError(f"{where}: class {i} is already in group {groups[i][0]!r}")
                 groups[i] = (group, moods)
-        return cls(int(header.group(1)), groups)
-
-
-def _word_weight(item: str, where: str) -> tuple[str, float]:
-    word, _, weight = item.strip().partition(":")
-    if not word:
-        raise ValueError(f"{where}: empty word")
-    return word, float(weight) if weight else 1.0
+        return cls(version, groups)
 
 
 def _indices(text: str, n_classes: int, where: str) -> list[int]:
