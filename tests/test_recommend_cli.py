@@ -1,11 +1,13 @@
 """recommend(cfg) end to end on tiny generated data: build the index, answer a folder of photos with bad files."""
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
 from mri.checkpoints import CheckpointError
-from mri.recommend.command import recommend
+from mri.recommend.bridge import TextRefused
+from mri.recommend.command import quote_text_argument, recommend
 from mri.recommend.index import MissingIndex, StaleIndex
 from mri.utils.config import compose_config
 from tests.conftest import recommend_cfg
@@ -80,3 +82,35 @@ def test_missing_checkpoints_name_the_training_command(tmp_path, data_dir):
     cfg = compose_config("recommend", ["image=x.jpg"], tmp_path / "run", data_dir)
     with pytest.raises(CheckpointError, match="python train.py model=squeezenet`"):
         recommend(cfg)
+
+
+REAL_PHOTOS = Path(__file__).resolve().parents[1] / "experiments" / "real_photos" / "photos"
+
+
+@pytest.mark.slow
+def test_a_real_photo_and_text_without_a_captioner(trained, tmp_path, capsys):
+    """Only a tag-mel model trained: the tagger's keywords and the user's words reach the tags."""
+    cfg = recommend_cfg(trained, tmp_path, "build_index=true", f"image={REAL_PHOTOS / 'coffee.jpg'}", "output=json",
+                        "captioner_ckpt=null", "text='비 오는 밤 드라이브'")
+    assert recommend(cfg) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    trail = result["trail"]
+    assert result["caption"] == "" and result["photo_tags"]["classes"][0][0] == "espresso"
+    assert trail["how"]["coffee"] == "lexicon" and "class espresso" in trail["sources"]["coffee"][0]
+    assert trail["sources"]["드라이브"] == ["text"] and "오는" not in trail["keywords"]  # a stop word
+    assert len(result["songs"]) == 10
+
+
+@pytest.mark.slow
+def test_empty_and_too_long_texts(trained, tmp_path, capsys):
+    image = f"image={REAL_PHOTOS / 'dune.jpg'}"
+    cfg = recommend_cfg(trained, tmp_path, "build_index=true", image, "captioner_ckpt=null", "text='그리고 the'")
+    assert recommend(cfg) == 0
+    assert "note      text '그리고 the' ignored: no content words" in capsys.readouterr().out
+    with pytest.raises(TextRefused, match="501 characters long; the limit is 500"):
+        recommend(recommend_cfg(trained, tmp_path, image, "captioner_ckpt=null", f"text={'a' * 501}"))
+
+
+def test_text_arguments_are_quoted_for_hydra():
+    assert quote_text_argument(["recommend.py", "text=비 오는 밤", "image=a.jpg", "text='quoted'", "text=it's"]) == \
+        ["recommend.py", "text='비 오는 밤'", "image=a.jpg", "text='quoted'", "text='it\\'s'"]

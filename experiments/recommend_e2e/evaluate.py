@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from mri.data.flickr import find_flickr
+from mri.data.images import BadImage
 from mri.data.melon import read_playlists
 from mri.data.synthetic.flickr import image_themes
 from mri.data.synthetic.melon import read_truth
 from mri.recommend.command import latest_checkpoint
-from mri.recommend.pipeline import PhotoResult, Recommender
+from mri.recommend.pipeline import Recommender
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,16 +58,22 @@ def main() -> None:
     flickr = find_flickr(args.flickr)
     themes = image_themes(args.flickr)
     test = flickr.splits["test"]
-    rows = {"model (captioner)": [], "model (reference caption)": [], "popularity": [], "random": []}
+    rows = {"model (tagger + captioner)": [], "model (captioner)": [], "model (tagger)": [],
+            "model (reference caption)": [], "popularity": [], "random": []}
     rng = np.random.default_rng(0)
-    results = rec.recommend([flickr.image_path(name) for name, _ in test], k=len(ids))
-    for (name, references), result in zip(test, results):
+    findings = rec.stage.run([flickr.image_path(name) for name, _ in test])
+    for (name, references), found in zip(test, findings, strict=True):
         relevant = song_theme == themes[name]
         relevant[np.setdiff1d(np.arange(len(song_theme)), ids)] = False  # only songs of the catalogue count
-        if isinstance(result, PhotoResult):
-            rows["model (captioner)"].append(rank_metrics(np.array([s.song_id for s in result.songs]), relevant, args.k))
+        if not isinstance(found, BadImage):
+            paths = {"model (tagger + captioner)": found, "model (captioner)": {"caption": found["caption"]},
+                     "model (tagger)": {"tags": found["tags"]}}
+            for row, seen in paths.items():
+                songs = rec.answer(name, seen, len(ids)).songs
+                rows[row].append(rank_metrics(np.array([s.song_id for s in songs]), relevant, args.k))
         reference = rec.songs(rec.bridge(references[0]), k=len(ids))
-        rows["model (reference caption)"].append(rank_metrics(np.array([s.song_id for s in reference]), relevant, args.k))
+        reference_ids = np.array([s.song_id for s in reference])
+        rows["model (reference caption)"].append(rank_metrics(reference_ids, relevant, args.k))
         rows["popularity"].append(rank_metrics(popular, relevant, args.k))
         rows["random"].append(np.mean([rank_metrics(rng.permutation(ids), relevant, args.k) for _ in range(20)], 0))
 

@@ -13,6 +13,8 @@ category names come from torchvision's weights metadata, which ships with torchv
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 from torchvision.models import ResNet50_Weights
@@ -90,8 +92,51 @@ class ImageNetClassifier(nn.Module):
         return self.forward_head(self.forward_features(x))  # (B, 1000)
 
 
+class TorchvisionClassifier(ImageNetClassifier):
+    """A torchvision ImageNet classifier with its DEFAULT weights: logits only (torchvision has no forward_features
+    contract shared by its models)."""
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"{self.name} gives logits only; efficientnet_lite0 gives feature maps")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)  # (B, 1000)
+
+
+DOWNLOAD_TIMEOUT_S = 30  # a download that cannot start fails after this, never hangs
+
+
+def _torchvision(name: str) -> TorchvisionClassifier:
+    """torchvision's `name` with its DEFAULT ImageNet weights: from torch's hub cache, else downloaded."""
+    import socket
+
+    import torchvision.models as tvm
+
+    known = tvm.list_models(module=tvm)
+    if name not in known:
+        raise ValueError(f"unknown image classifier {name!r}; efficientnet_lite0 (ships offline) or a torchvision "
+                         f"ImageNet classifier: {', '.join(known)}")
+    weights = tvm.get_model_weights(name).DEFAULT
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        model = tvm.get_model(name, weights=weights)
+    except OSError as err:  # URLError, timeouts, unreachable network
+        cache = Path(torch.hub.get_dir()) / "checkpoints"
+        raise RuntimeError(f"the {name} weights ({weights}) are not in {cache} and cannot be downloaded ({err}): "
+                           "download them once where the network is reachable, or use efficientnet_lite0, "
+                           "which ships offline") from None
+    finally:
+        socket.setdefaulttimeout(previous)
+    t = weights.transforms()
+    preprocessing = ImagePreprocessing(t.resize_size[0], t.crop_size[0], tuple(t.mean), tuple(t.std),
+                                       t.interpolation.value)
+    return TorchvisionClassifier(model, name, preprocessing, 0)
+
+
 def load_classifier(name: str = "efficientnet_lite0") -> ImageNetClassifier:
-    """The pretrained classifier `name`, in eval mode. Only efficientnet_lite0 ships offline."""
+    """The pretrained classifier `name`, in eval mode: efficientnet_lite0 (ships offline), or a torchvision
+    ImageNet classifier (resnet50, ...) with its DEFAULT weights, downloaded once where the network is reachable."""
     if name != "efficientnet_lite0":
-        raise ValueError(f"unknown image classifier {name!r}; the one that ships offline is efficientnet_lite0")
+        return _torchvision(name).eval()
     return ImageNetClassifier(_lite0(pretrained=True), name, ImagePreprocessing(), 1280).eval()

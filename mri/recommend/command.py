@@ -11,6 +11,7 @@ from mri.checkpoints import KINDS, CheckpointError, latest_checkpoint
 from mri.data.features import MelFeatures
 from mri.data.images import IMAGE_SUFFIXES, image_paths
 from mri.models.tag_mel_module import TagMelModule
+from mri.recommend.bridge import text_keywords
 from mri.recommend.index import SongIndex
 from mri.recommend.pipeline import PhotoError, PhotoResult, Recommender, load_tag_mel
 from mri.recommend.wandb_table import log_recommendations
@@ -21,7 +22,8 @@ log = logging.getLogger(__name__)
 def checkpoints(cfg: DictConfig, photos: bool) -> dict[str, Path | None]:
     """The checkpoints a run uses: explicit paths, or the latest runs under paths.log_dir.
 
-    photos: whether photos are answered (the captioner is needed then).
+    photos: whether photos are answered. The captioner is optional when the photo tagger is on (none trained:
+    None); without the tagger it is needed.
     """
     def pick(key: str, kind: str) -> Path:
         path = Path(cfg[key]) if cfg.get(key) else latest_checkpoint(cfg.paths.log_dir, kind)
@@ -32,8 +34,15 @@ def checkpoints(cfg: DictConfig, photos: bool) -> dict[str, Path | None]:
             raise CheckpointError(f"{key}={path} does not exist: train one with `{KINDS[kind][1]}`")
         return path
 
-    return {"tag_mel": pick("tag_mel_ckpt", "two_tower"),
-            "captioner": pick("captioner_ckpt", "captioner") if photos else None,
+    captioner = None
+    if photos:
+        try:
+            captioner = pick("captioner_ckpt", "captioner")
+        except CheckpointError:
+            if cfg.get("captioner_ckpt") or not cfg.tagger.enabled:
+                raise
+            log.info("no captioner checkpoint: the photo tagger alone gives the photos' keywords")
+    return {"tag_mel": pick("tag_mel_ckpt", "two_tower"), "captioner": captioner,
             "rerank": pick("rerank_ckpt", "early_fusion") if cfg.get("rerank") else None}
 
 
@@ -62,6 +71,19 @@ def build_index(cfg: DictConfig, tag_mel_ckpt: Path) -> SongIndex:
     return index
 
 
+def quote_text_argument(argv: list[str]) -> list[str]:
+    """argv with text=<words> quoted for Hydra, whose override grammar refuses spaces and Hangul unquoted:
+    `python recommend.py text="비 오는 밤"` reaches Python as text=비 오는 밤."""
+    out = []
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        if key in ("text", "+text", "++text") and value and value[0] not in "'\"":
+            value = "'" + value.replace("'", "\\'") + "'"
+            arg = f"{key}={value}"
+        out.append(arg)
+    return out
+
+
 def recommend(cfg: DictConfig) -> int:
     """Build the index (build_index=true) and/or answer cfg.image; returns the exit status: 0 when some photo was
     answered (or only the index was built), 1 when none was."""
@@ -76,6 +98,7 @@ def recommend(cfg: DictConfig) -> int:
     report_skipped(skipped)
     if not paths:
         raise FileNotFoundError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in {cfg.image}")
+    text_keywords(cfg.text or "", ())  # a text over the limit is refused before any model loads
     recommender = load_recommender(cfg, ckpts)
     results = list(_answer(recommender, paths, cfg))
     if cfg.output == "json":
@@ -89,13 +112,15 @@ def recommend(cfg: DictConfig) -> int:
 def load_recommender(cfg: DictConfig, ckpts: dict[str, Path | None]) -> Recommender:
     """The Recommender of these checkpoints, with the index, bridge and search settings of cfg."""
     return Recommender.load(ckpts["captioner"], ckpts["tag_mel"], index_dir(cfg, ckpts["tag_mel"]), ckpts["rerank"],
-                            bridge=OmegaConf.to_container(cfg.bridge), rerank_top=cfg.rerank_top,
-                            beam_size=cfg.get("beam_size"), batch_size=cfg.batch_size)
+                            bridge=OmegaConf.to_container(cfg.bridge, resolve=True), rerank_top=cfg.rerank_top,
+                            beam_size=cfg.get("beam_size"), batch_size=cfg.batch_size,
+                            tagger=OmegaConf.to_container(cfg.tagger),
+                            generated_caption_weight=cfg.generated_caption_weight)
 
 
 def _answer(recommender: Recommender, paths: list[Path], cfg: DictConfig):
     """Results as they come; in table mode printed at once (errors: one line on stderr)."""
-    for result in recommender.recommend(paths, cfg.k):
+    for result in recommender.recommend(paths, cfg.k, text=cfg.text or ""):
         if isinstance(result, PhotoError):
             print(f"{printable(result.path)}: cannot recommend: {printable(result.error)}", file=sys.stderr, flush=True)
         elif cfg.output != "json":
@@ -104,14 +129,30 @@ def _answer(recommender: Recommender, paths: list[Path], cfg: DictConfig):
 
 
 def format_result(result: PhotoResult) -> str:
-    """A readable block: caption, keywords and their tags, tag weights, and the songs as a table."""
+    """A readable block: what the tagger saw, caption, keywords and how they reached tags, tag weights, songs."""
     t = result.trail
-    words = [f"{w} -> " + ", ".join(f"{tag}" + (f" {x:g}" if x != 1 else "") for tag, x in t.mapped[w])
-             for w in t.keywords if w in t.mapped]
-    lines = [f"== {printable(result.path)}", f"caption   {result.caption}",
-             f"keywords  {'; '.join(words) or '(none known)'}"]
+    lines = [f"== {printable(result.path)}"]
+    if result.photo_tags:
+        lines.append("classes   " + ", ".join(f"{c} {p:.2f}" for c, p in result.photo_tags.classes))
+        lines.append("light     " + ", ".join(f"{m} {x:.2f}" for m, x in result.photo_tags.light.items()))
+    if result.caption:
+        lines.append(f"caption   {result.caption}")
+    words = []
+    for w in t.keywords:
+        weight = f" {t.keyword_weights[w]:.2f}" if t.keyword_weights.get(w, 1) != 1 else ""
+        if w in t.mapped:
+            words.append(f"{w}{weight} -{t.how[w]}-> " + ", ".join(
+                f"{tag}" + (f" {x:g}" if x != 1 else "") for tag, x in t.mapped[w]))
+        elif w in t.embedded:
+            words.append(f"{w}{weight} -embedding-> " + ", ".join(
+                f"{tag} (score {s:.2f}, cos {c:.2f})" for tag, s, c in t.embedded[w]))
+    lines.append(f"keywords  {'; '.join(words) or '(none reached a tag)'}")
+    from_text = [w for w in t.keywords if "text" in t.sources.get(w, [])]
+    if from_text:
+        lines.append(f"from text {', '.join(from_text)}")
+    lines += [f"note      {n}" for n in t.notes]
     if t.unknown_words:
-        lines.append(f"no entry  {', '.join(t.unknown_words)}")
+        lines.append(f"no tag    {', '.join(t.unknown_words)}")
     if t.unknown_tags:
         lines.append(f"tags absent from this catalogue  {', '.join(t.unknown_tags)}")
     if t.widened:

@@ -1,8 +1,15 @@
-"""Photo -> caption -> keywords -> weighted Melon tags -> top-k songs, with every step kept for display.
+"""Photo -> keywords (photo tagger, caption, the user's words) -> weighted Melon tags -> top-k songs, with every
+step kept for display.
 
-    recommender = Recommender.load(captioner_ckpt, tag_mel_ckpt, index_dir)
-    for result in recommender.recommend([Path("beach.jpg"), photo_bytes], k=10):
+    recommender = Recommender.load(captioner_ckpt, tag_mel_ckpt, index_dir)  # captioner_ckpt may be None
+    for result in recommender.recommend([Path("beach.jpg"), photo_bytes], k=10, text="비 오는 밤"):
         print(result.to_dict())  # PhotoResult (caption, trail, songs) or PhotoError (why the photo was unusable)
+
+The photo tagger (an ImageNet classifier that ships offline, plus light and colour) gives every photo keywords
+without a trained captioner. A captioner's caption adds its words; a captioner trained only on generated scenes
+has never seen a real photograph, so its words weigh `generated_caption_weight` (0.25) of a keyword of the
+tagger's: they complete the tagger's keywords on a real photo and cannot drown them. Whether its data was
+generated is read from the checkpoint (checkpoint["mri"]["data"]["generated"], else its datamodule's `generate`).
 
 A photo goes through three steps that a server may run apart (`recommend` chains them):
 `prepare` (read and preprocess, no model), `describe` (the image models, on a batch of prepared
@@ -29,9 +36,12 @@ from mri.data.melon import genre_name, read_genres, read_playlists, read_songs
 from mri.data.tags import TagSimilarity, TagVocabulary
 from mri.models.captioner_module import load_captioner
 from mri.models.image_stage import CaptionModel, ImageStage, PreparedPhoto
+from mri.models.imagenet import load_classifier
 from mri.models.tag_mel_module import TagMelModule
-from mri.recommend.bridge import Bridge, Lexicon, Trail
+from mri.recommend.bridge import Bridge, Keyword, Lexicon, Trail, caption_keywords, tag_descriptions, text_keywords
+from mri.recommend.embedding import SentenceEncoder, TagEmbeddings
 from mri.recommend.index import SongIndex
+from mri.recommend.tagger import PhotoTagger, PhotoTags
 
 
 @dataclass
@@ -50,10 +60,12 @@ class PhotoResult:
     caption: str
     trail: Trail
     songs: list[SongHit]
+    photo_tags: PhotoTags | None = None  # what the photo tagger saw (classes, light and colour)
 
     def to_dict(self) -> dict:
         return {"path": self.path, "caption": self.caption, "trail": self.trail.to_dict(),
-                "songs": [asdict(s) for s in self.songs]}
+                "songs": [asdict(s) for s in self.songs],
+                "photo_tags": self.photo_tags.to_dict() if self.photo_tags else None}
 
 
 @dataclass
@@ -87,13 +99,36 @@ def load_tag_mel(ckpt_path: str | Path, kind: str = "two_tower") -> TagMelModule
     return module
 
 
-def make_bridge(root: str | Path, query_tags: Sequence[str], lexicon: str | None = None, similarity_dim: int | None = 16,
-                min_tag_count: int = 1, **options) -> Bridge:
+def make_bridge(root: str | Path, query_tags: Sequence[str], lexicon: str | None = None,
+                similarity_dim: int | None = 16, min_tag_count: int = 1, embedding: dict | None = None,
+                probes: Sequence[str] = (), **options) -> Bridge:
     """A Bridge over the tags of a Melon root's training playlists, with the tag similarity settings the tag-mel
-    model was trained with; options: Bridge's widening settings."""
+    model was trained with; options: Bridge's widening settings.
+
+    embedding: settings of the open-vocabulary stage (enabled, cache_dir, titles_per_tag, word_weight, hubs,
+    threads), None or enabled=false: lexicon and catalogue tags only. probes: words queries will mostly ask
+    about (the tagger's vocabulary), embedded once with the tags and cached.
+    """
     playlists = read_playlists(root, "train")
     similarity = TagSimilarity(TagVocabulary.from_playlists(playlists, min_tag_count), playlists, similarity_dim)
-    return Bridge(Lexicon.load(lexicon), similarity, query_tags, **options)
+    lexicon = Lexicon.load(lexicon)
+    embedding = None if embedding is None else dict(embedding)
+    tags = None
+    if embedding is not None and embedding.pop("enabled", True):
+        encoder = SentenceEncoder(embedding.pop("threads", 1))
+        descriptions = tag_descriptions(playlists, query_tags, embedding.pop("titles_per_tag", 30))
+        tags = TagEmbeddings.build(encoder, descriptions, [*probes, *lexicon.entries], **embedding)
+    return Bridge(lexicon, similarity, query_tags, embeddings=tags, **options)
+
+
+def caption_trust(captioner_ckpt: str | Path, generated_weight: float) -> float:
+    """The weight of a captioner's words beside the tagger's: generated_weight when it was trained only on
+    generated scenes (checkpoint["mri"]["data"]["generated"], else its datamodule's `generate` setting), else 1."""
+    ckpt = read_checkpoint(captioner_ckpt)
+    data = (ckpt.get("mri") or {}).get("data") or {}
+    generated = data["generated"] if "generated" in data else \
+        (ckpt.get("datamodule_hyper_parameters") or {}).get("generate") is not None
+    return generated_weight if generated else 1.0
 
 
 class Recommender:
@@ -101,7 +136,7 @@ class Recommender:
 
     def __init__(self, stage: ImageStage, index: SongIndex, bridge: Bridge, catalogue: Catalogue,
                  store: MelFeatures | None = None, reranker: TagMelModule | None = None, rerank_top: int = 50,
-                 batch_size: int = 16):
+                 batch_size: int = 16, caption_weight: float = 1.0):
         if reranker is not None:
             if store is None:
                 raise ValueError("reranking needs the feature store the index was built from")
@@ -110,15 +145,16 @@ class Recommender:
                                  "train both on the same data.root and data.num_tags")
         self.stage, self.index, self.bridge, self.catalogue = stage, index, bridge, catalogue
         self.store, self.reranker, self.rerank_top = store, reranker, rerank_top
-        self.batch_size = batch_size
+        self.batch_size, self.caption_weight = batch_size, caption_weight
 
     @classmethod
     def load(cls, captioner_ckpt: str | Path | None, tag_mel_ckpt: str | Path, index_dir: str | Path,
              rerank_ckpt: str | Path | None = None, bridge: dict | None = None, beam_size: int | None = None,
-             **options) -> Recommender:
+             tagger: dict | None = None, generated_caption_weight: float = 0.25, **options) -> Recommender:
         """Load the models, open (and check) the index, and build the bridge from the index's Melon root.
 
-        captioner_ckpt: None leaves the captioner out of the image stage (every photo gets the fallback tags).
+        captioner_ckpt: None leaves the captioner out of the image stage. tagger: the photo tagger's settings
+        (enabled, classifier, top_k, min_probability, light_weight); enabled=false leaves it out.
         """
         index = SongIndex.open(index_dir, tag_mel_ckpt)
         store = index.features()
@@ -128,22 +164,33 @@ class Recommender:
         trained = checkpoint["mri"].get("data") or {}  # its tag similarity, unless bridge says otherwise
         bridge = {**{k: trained[k] for k in ("min_tag_count", "similarity_dim") if k in trained},
                   **{k: v for k, v in (bridge or {}).items() if v is not None}}
-        models = [CaptionModel(load_captioner(captioner_ckpt), beam_size)] if captioner_ckpt else []
-        return cls(ImageStage(models), index, make_bridge(root, index.query_tags, **bridge), Catalogue(root), store,
-                   load_tag_mel(rerank_ckpt, "early_fusion") if rerank_ckpt else None, **options)
+        tagger = dict(tagger or {})
+        photo_tagger = (PhotoTagger(load_classifier(tagger.pop("classifier", "efficientnet_lite0")), **tagger)
+                        if tagger.pop("enabled", True) else None)
+        models = [photo_tagger] if photo_tagger else []
+        if captioner_ckpt:
+            models.append(CaptionModel(load_captioner(captioner_ckpt), beam_size))
+        caption_weight = caption_trust(captioner_ckpt, generated_caption_weight) if photo_tagger and captioner_ckpt \
+            else 1.0  # alone, a caption's words are all there is
+        probes = photo_tagger.vocabulary() if photo_tagger else ()
+        return cls(ImageStage(models), index, make_bridge(root, index.query_tags, probes=probes, **bridge),
+                   Catalogue(root), store, load_tag_mel(rerank_ckpt, "early_fusion") if rerank_ckpt else None,
+                   caption_weight=caption_weight, **options)
 
-    def recommend(self, photos: Sequence[ImageSource], k: int = 10,
-                  names: Sequence[str] | None = None) -> Iterator[PhotoResult | PhotoError]:
+    def recommend(self, photos: Sequence[ImageSource], k: int = 10, names: Sequence[str] | None = None,
+                  text: str = "") -> Iterator[PhotoResult | PhotoError]:
         """One result per photo, in order; an unusable photo gives a PhotoError and the others go on.
 
         names: what each result's `path` says (default: the path, or "photo <i>" for one in memory).
+        text: the user's words, joining every photo's keywords (TextRefused, before any photo, when too long).
         """
+        text_keywords(text, self.bridge.lexicon)  # refuses a bad text before the models run
         names = names or [str(p) if isinstance(p, str | os.PathLike) else f"photo {i}" for i, p in enumerate(photos)]
         for name, found in zip(names, self.stage.run(photos, self.batch_size), strict=True):
             if isinstance(found, BadImage):
                 yield PhotoError(name, str(found), found.reason)
             else:
-                yield self.answer(name, found, k)
+                yield self.answer(name, found, k, text)
 
     def prepare(self, photo: ImageSource) -> PreparedPhoto:
         """Read and preprocess a photo for the image models (no model runs); BadImage when it cannot be used."""
@@ -153,11 +200,23 @@ class Recommender:
         """The image models on a batch of prepared photos: per photo, model key -> finding ("caption" -> str)."""
         return self.stage.describe(photos)
 
-    def answer(self, name: str, findings: dict[str, Any], k: int = 10) -> PhotoResult:
-        """A described photo's tags and top-k songs."""
-        caption = findings.get("caption", "")
-        trail = self.bridge(caption)
-        return PhotoResult(name, caption, trail, self.songs(trail, k))
+    def answer(self, name: str, findings: dict[str, Any], k: int = 10, text: str = "") -> PhotoResult:
+        """A described photo's tags and top-k songs; text: the user's words (TextRefused when too long)."""
+        caption, photo_tags = findings.get("caption", ""), findings.get("tags")
+        keywords, notes = self.keywords(findings, text)
+        trail = self.bridge.from_keywords(keywords, caption, notes)
+        return PhotoResult(name, caption, trail, self.songs(trail, k), photo_tags)
+
+    def keywords(self, findings: dict[str, Any], text: str = "") -> tuple[list[Keyword], list[str]]:
+        """The photo's keywords (tagger's, caption's at the captioner's weight) and the text's, with notes."""
+        words, notes = text_keywords(text, self.bridge.lexicon) if text else ([], [])
+        if "tags" in findings:
+            words = findings["tags"].keywords + words
+        if findings.get("caption"):
+            source = "caption" if self.caption_weight == 1 else \
+                f"caption (a captioner of generated scenes only: weight {self.caption_weight:g})"
+            words += caption_keywords(findings["caption"], self.bridge.lexicon, self.caption_weight, source)
+        return words, notes
 
     def songs(self, trail: Trail, k: int = 10) -> list[SongHit]:
         """The top-k songs for a trail's tag weights (reranked when a reranker is loaded)."""

@@ -3,7 +3,8 @@
     GET  /                       the page (page.html)
     GET  /health                 whether the models are loaded
     GET  /api/info               k, upload limits, example names
-    POST /api/recommend          form field "photo" -> PhotoResult as JSON, or {"error": plain words, "reason"}
+    POST /api/recommend          form fields "photo" (and "text": the user's words) -> PhotoResult as JSON, or
+                                 {"error": plain words, "reason"}
     GET  /api/examples/{name}    an example photo (JPEG)
     GET  /api/mel/{song_id}.png  the song's mel-spectrogram picture
     GET  /docs, /openapi.json    the API's description (OpenAPI 3.1; /docs loads Swagger UI from a CDN)
@@ -26,6 +27,7 @@ from starlette.requests import ClientDisconnect
 
 from mri.data.images import BadImage
 from mri.data.melon import BadMel, load_mel, mel_path
+from mri.recommend.bridge import TextRefused, text_keywords
 from mri.recommend.pipeline import PhotoResult, Recommender
 from mri.serve.batching import Batcher, BatchSettings, Busy
 from mri.serve.mel_picture import mel_picture, png_bytes
@@ -64,14 +66,18 @@ def make_app(recommender: Recommender, k: int = 10, limits: UploadLimits = Uploa
     examples, batching = examples or {}, batching or BatchSettings()
     batcher = app.state.batcher = Batcher(recommender.describe, batching)  # the image models' only caller
 
-    async def answer(photo: bytes, name: str) -> PhotoResult:
+    async def answer(photo: bytes, name: str, text: str) -> PhotoResult:
         """Read and preprocess in a worker thread, the image models in a batch, then bridge and songs."""
+        try:
+            text_keywords(text, ())  # a text over the limit is refused before the models run
+        except TextRefused as err:
+            raise UploadRefused("text_too_long", f"Your words are too long: {err}.", 422) from None
         try:
             prepared = await run_in_threadpool(recommender.prepare, photo)
         except BadImage as err:  # passed the header check, failed to decode
             raise refusal(err, limits) from None
         findings = await batcher.submit(prepared)
-        return await run_in_threadpool(recommender.answer, name, findings, k)
+        return await run_in_threadpool(recommender.answer, name, findings, k, text)
 
     @app.exception_handler(StarletteHTTPException)
     async def plain_http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:

@@ -21,6 +21,7 @@ from mri.data.images import DEFAULT_MAX_PIXELS, BadImage, read_header
 FORMATS = ("JPEG", "PNG", "WEBP")  # the PIL formats answered; JPEG's variants (MPO: multi-picture) with it
 FORM_OVERHEAD = 64 * 1024  # bytes of a multipart form beyond its file: boundaries and part headers
 FIELD = "photo"  # the form field that carries the file
+TEXT_FIELD = "text"  # the optional form field with the user's words
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,8 @@ def refusal(err: BadImage, limits: UploadLimits) -> UploadRefused:
     return UploadRefused(err.reason, message, status)
 
 
-async def receive_photo(request: Request, limits: UploadLimits) -> tuple[bytes, str]:
-    """The form's photo as bytes, and the name the user gave it.
+async def receive_photo(request: Request, limits: UploadLimits) -> tuple[bytes, str, str]:
+    """The form's photo as bytes, the name the user gave it, and the user's text ("" when none).
 
     Raises UploadRefused for a request without a photo or over the limits, and for a file that is not a
     JPEG, PNG or WebP image; the byte limit is checked from Content-Length before the body is read.
@@ -68,6 +69,11 @@ async def receive_photo(request: Request, limits: UploadLimits) -> tuple[bytes, 
         raise _too_many_bytes(int(length), limits)
     form = await read_form(request)
     try:
+        unknown = sorted(set(form.keys()) - {FIELD, TEXT_FIELD})
+        if unknown:
+            raise UploadRefused("bad_form", f"The upload form was not understood (unknown field {unknown[0]!r}): send "
+                                            f"one photo as the form field {FIELD!r} and your words as {TEXT_FIELD!r}.",
+                                400)
         upload = form.get(FIELD)
         if not isinstance(upload, UploadFile):
             raise UploadRefused("no_photo", f"No photo came with the request: send one as the form field {FIELD!r}.",
@@ -76,13 +82,16 @@ async def receive_photo(request: Request, limits: UploadLimits) -> tuple[bytes, 
             raise _too_many_bytes(upload.size, limits)
         photo = await upload.read()
         name = upload.filename or "photo"
+        text = form.get(TEXT_FIELD) or ""
+        if not isinstance(text, str):
+            raise UploadRefused("bad_form", f"The form field {TEXT_FIELD!r} must be text, not a file.", 400)
     finally:
         await form.close()  # the spooled part is deleted
     try:
         read_header(photo, limits.max_pixels, FORMATS)
     except BadImage as err:
         raise refusal(err, limits) from None
-    return photo, name
+    return photo, name, text
 
 
 class FormCutShort(MultiPartException):
@@ -113,14 +122,14 @@ class PhotoFormParser(MultiPartParser):
 
 
 async def read_form(request: Request) -> FormData:
-    """The request's multipart form (one file, no other field); UploadRefused for any other body."""
+    """The request's multipart form (one file, at most one text field); UploadRefused for any other body."""
     content_type, _ = parse_options_header(request.headers.get("content-type"))
     if content_type != b"multipart/form-data":
         raise UploadRefused("bad_form", f"The upload is not a form (multipart/form-data): send one photo as the form "
                                         f"field {FIELD!r}.", 415)
     try:
         async with aclosing(request.stream()) as stream:
-            return await PhotoFormParser(request.headers, stream, max_files=1, max_fields=0).parse()
+            return await PhotoFormParser(request.headers, stream, max_files=1, max_fields=1).parse()
     except FormCutShort:
         raise UploadRefused("cut_short", "The upload ends before its form does (its Content-Length is shorter than "
                                          "the form): send the photo again from the page's form.", 400,

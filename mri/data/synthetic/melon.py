@@ -21,10 +21,18 @@ import numpy as np
 
 from mri.data.melon import MEL_DIR, N_FRAMES, N_MELS, SPLITS, mel_path
 from mri.data.synthetic.atomic import MARKER, generate_atomically  # noqa: F401 (MARKER: re-exported)
-from mri.data.synthetic.themes import GENERIC_LEANINGS, GENERIC_TAGS, SPELLING_VARIANTS, THEMES, Sound, mood_affinity
+from mri.data.synthetic.themes import (
+    GENERIC_LEANINGS,
+    GENERIC_TAGS,
+    SPELLING_VARIANTS,
+    THEMES,
+    TITLE_WORDS,
+    Sound,
+    mood_affinity,
+)
 
 TRUTH_FILE = "mri_synthetic.json"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: realistic Korean playlist titles (situation, mood, kind of music)
 
 # Real major genres (genre_gn_all.json); the songs' themes use a subset.
 MAJOR_GENRES = {
@@ -101,8 +109,10 @@ _KO_TITLE = ("{w}", "{w} 속으로", "{w}의 기억", "{w} 이야기", "{w}같�
              "{w} 노래")
 _EN_TITLE = ("{W}", "{A} {W}", "My {W}", "{W} Song", "{W} and You", "Into the {W}")
 _ALBUM_TITLE = ("{W}", "{A} {W}", "{w}", "1st Mini Album '{W}'", "{w} (Single)", "The {A} {N}")
-_PLAYLIST_TITLE = ("{t} 플레이리스트", "{t}에 듣기 좋은 노래", "{t} 감성 모음", "{t} 음악",
-                   "나만의 {t} 노래", "{w} mood", "{W} playlist", "내가 좋아하는 노래")
+# Playlist titles as real users write them: where/when (s), mood (m), kind of music (k), first tag (t).
+_PLAYLIST_TITLE = ("{s} 듣기 좋은 {m} {k}", "{s} 듣기좋은 {k}", "{s} {m} {k}", "{t} {m} {k}", "{m} {k} 모음",
+                   "{s} 듣는 {k}", "{t} 플레이리스트", "{s} 꼭 들어야 할 {k}", "나만의 {t} {k}", "{W} mood",
+                   "내가 좋아하는 노래")
 _MASKS = ("songs_only", "tags_title", "title_only", "half")  # how val/test playlists are emptied
 
 
@@ -377,6 +387,13 @@ def _tags(rng, theme_index: int) -> list[str]:
     return tags
 
 
+def _playlist_title(rng, theme, tag: str) -> str:
+    """A realistic Korean playlist title ("비 오는 날 듣기 좋은 센치한 발라드") from the theme's title words."""
+    situations, moods, kinds = TITLE_WORDS[theme.name]
+    return _pick(rng, _PLAYLIST_TITLE).format(s=_pick(rng, situations), m=_pick(rng, moods), k=_pick(rng, kinds),
+                                              t=tag.strip(), W=_pick(rng, theme.scene_words).title())
+
+
 def _playlist_record(seed, playlist_id, theme_index, pools, in_theme) -> dict:
     """One playlist record, field order as in train.json; pools: per theme (in, out) (ids, cdf)."""
     rng, theme = _rng(seed, _PLAYLIST, playlist_id), THEMES[theme_index]
@@ -389,8 +406,7 @@ def _playlist_record(seed, playlist_id, theme_index, pools, in_theme) -> dict:
         n_out = min(n_out, math.ceil(n_in * (1 - in_theme) / in_theme))
     songs = np.concatenate([_draw(rng, ids_in, cdf_in, n_in), _draw(rng, ids_out, cdf_out, n_out)])
     rng.shuffle(songs)
-    word = _pick(rng, theme.scene_words)
-    title = _pick(rng, _PLAYLIST_TITLE).format(t=tags[0], w=word, W=word.title())
+    title = _playlist_title(rng, theme, tags[0])
     stamp = datetime.datetime(2005, 1, 1) + datetime.timedelta(seconds=int(rng.integers(480_000_000)))
     return {
         "tags": tags,
