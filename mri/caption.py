@@ -8,7 +8,6 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from mri.data.caption_datamodule import image_transform
 from mri.data.images import BadImage, load_image
 from mri.models.captioner_module import CaptionerModule, load_captioner
 
@@ -26,7 +25,7 @@ def image_paths(path: str | Path) -> list[Path]:
 def caption_files(captioner: CaptionerModule, paths: Sequence[Path], batch_size: int = 16,
                   beam_size: int | None = None) -> Iterator[tuple[Path, str | BadImage]]:
     """(path, caption) in the order given, or (path, BadImage) for a file that cannot be read."""
-    transform = image_transform(captioner.image_size)
+    transform = captioner.preprocessing  # exactly what its training images got
     for start in range(0, len(paths), batch_size):
         results: dict[Path, str | BadImage] = {}
         images = {}

@@ -20,7 +20,8 @@ from lightning.pytorch.loggers import WandbLogger
 from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
 
-from mri.data.caption_datamodule import IMAGENET_MEAN, IMAGENET_STD
+from mri.data.caption_datamodule import image_preprocessing
+from mri.data.images import ImagePreprocessing
 from mri.data.vocab import PAD_ID, Vocabulary, tokenize
 from mri.metrics.captioning import CaptionMetrics
 from mri.checkpoints import read_checkpoint, wandb_run_id
@@ -28,6 +29,7 @@ from mri.checkpoints import read_checkpoint, wandb_run_id
 log = logging.getLogger(__name__)
 
 KIND = "captioner"
+LEGACY_MEAN, LEGACY_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # ImageNet's, of checkpoints before
 
 
 def batch_loss(net: nn.Module, batch) -> torch.Tensor:
@@ -55,7 +57,7 @@ class CaptionerModule(LightningModule):
         self.test_metrics = CaptionMetrics(tokenize)
         self.val_best = MaxMetric()  # best-so-far val/bleu4: what checkpoints and sweeps optimise
         self.vocab: Vocabulary | None = None  # from the datamodule or a checkpoint
-        self.image_size: int | list[int] | None = None  # the datamodule's, for captioning new photos
+        self.preprocessing: ImagePreprocessing | None = None  # the datamodule's, for captioning new photos
         self._samples: list[tuple[torch.Tensor, str, list[str]]] = []  # this validation's W&B table rows
 
     def forward(self, images: torch.Tensor, captions: torch.Tensor) -> torch.Tensor:
@@ -75,7 +77,10 @@ class CaptionerModule(LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None)
         if getattr(datamodule, "vocab", None) is not None:
             self._adopt_vocab(datamodule.vocab.to_list())
-            self.image_size = getattr(datamodule, "image_size", self.image_size)
+            self.preprocessing = datamodule.preprocessing
+            if self.net.encoder.backbone.frozen and stage in ("fit", "validate", "test"):
+                # the frozen encoder gives every image the same features in every epoch: computed once, cached
+                datamodule.use_features(self.net.encoder.backbone.forward_features, self.net.encoder.cache_id())
 
     def _adopt_vocab(self, words: list[str]) -> None:
         """Keep the vocabulary of the data and of a checkpoint, refusing a mismatch between the two."""
@@ -146,9 +151,9 @@ class CaptionerModule(LightningModule):
             return
         import wandb
 
-        mean, std = torch.tensor(IMAGENET_MEAN)[:, None, None], torch.tensor(IMAGENET_STD)[:, None, None]
-        rows = [[wandb.Image((image * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()), hyp, "\n".join(refs)]
-                for image, hyp, refs in self._samples]
+        mean = torch.tensor(self.preprocessing.mean)[:, None, None]  # (3, 1, 1)
+        std = torch.tensor(self.preprocessing.std)[:, None, None]
+        rows = [[_picture(image, mean, std, wandb), hyp, "\n".join(refs)] for image, hyp, refs in self._samples]
         logger.log_table("val/samples", columns=["image", "prediction", "references"], data=rows, step=self.global_step)
 
     def configure_optimizers(self):
@@ -160,13 +165,25 @@ class CaptionerModule(LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["mri"] = {"module": KIND, "vocab": self.vocab.to_list() if self.vocab else None,
-                             "image_size": self.image_size, "wandb_run_id": wandb_run_id(self)}
+                             "image_preprocessing": self.preprocessing.to_dict() if self.preprocessing else None,
+                             "wandb_run_id": wandb_run_id(self)}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         saved = check_kind(checkpoint)
         if saved.get("vocab"):
             self._adopt_vocab(saved["vocab"])
-        self.image_size = saved.get("image_size", self.image_size)
+        if saved.get("image_preprocessing"):
+            self.preprocessing = image_preprocessing(saved["image_preprocessing"])
+        elif saved.get("image_size"):  # written before checkpoints held the preprocessing: ImageNet-normalised
+            size = saved["image_size"]
+            self.preprocessing = ImagePreprocessing(size, size, LEGACY_MEAN, LEGACY_STD, "bilinear")
+
+
+def _picture(image: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, wandb):
+    """A preprocessed image (3, S, S) as a W&B picture; None for cached encoder features (P, C)."""
+    if image.dim() != 3 or image.shape[0] != 3:
+        return None
+    return wandb.Image((image * std + mean).clamp(0, 1).permute(1, 2, 0).numpy())
 
 
 def check_kind(checkpoint: dict) -> dict:
@@ -179,7 +196,7 @@ def check_kind(checkpoint: dict) -> dict:
 
 
 def load_captioner(ckpt_path: str | Path, map_location: str | torch.device = "cpu") -> CaptionerModule:
-    """A trained captioner for inference alone, in eval mode: network, vocabulary and image size from the checkpoint."""
+    """A trained captioner for inference alone, in eval mode: network, vocabulary, preprocessing from the checkpoint."""
     check_kind(read_checkpoint(ckpt_path))
     module = CaptionerModule.load_from_checkpoint(ckpt_path, map_location=map_location, weights_only=False)
     return module.eval()
