@@ -8,8 +8,13 @@ import pytest
 import torch
 from PIL import Image
 
-from mri.data.image_features import (ImageFeatures, StaleFeatures, build_image_features, images_fingerprint,
-                                     store_settings)
+from mri.data.image_features import (
+    ImageFeatures,
+    StaleFeatures,
+    build_image_features,
+    images_fingerprint,
+    store_settings,
+)
 from mri.data.images import ImagePreprocessing
 
 PREPROCESSING = ImagePreprocessing(resize=16, crop=16)

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mri.data.caption_datamodule import image_transform
+from mri.data.caption_datamodule import image_preprocessing
 from mri.data.flickr import FlickrFiles
 from mri.data.images import load_image
 from mri.data.synthetic.scenes import ACTIONS
@@ -26,6 +26,7 @@ from mri.models.backbones import create_backbone
 from scene_attributes import load_scenes
 
 ATTRIBUTES = ("theme", "n_people", "n_animals", "action")
+IMAGENET = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225), "interpolation": "bilinear"}
 
 
 def attribute_labels(scene: dict, themes: list[str]) -> list[int]:
@@ -38,7 +39,7 @@ def load_split(files: FlickrFiles, scenes: dict[str, dict], split: str, image_si
     """(N, 3, S, S) images and (N, 4) attribute labels of a split's generated photos."""
     themes = sorted({scene["theme"] for scene in scenes.values()})
     names = [name for name, _ in files.splits[split] if name in scenes]
-    transform = image_transform(image_size)
+    transform = image_preprocessing({"resize": image_size, "crop": image_size, **IMAGENET})
     images = torch.stack([transform(load_image(files.image_path(name))) for name in names])
     labels = torch.tensor([attribute_labels(scenes[name], themes) for name in names])
     return images, labels

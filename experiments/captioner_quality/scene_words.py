@@ -40,7 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     args.root = args.root or read_checkpoint(args.ckpt)["datamodule_hyper_parameters"]["root"]
     model = load_captioner(args.ckpt)
-    data = CaptionDataModule(root=args.root, generate=None, image_size=model.image_size)
+    data = CaptionDataModule(root=args.root, generate=None, preprocessing=model.preprocessing.to_dict())
     data.setup("test")
     if data.themes is None:
         raise SystemExit(f"{args.root} has no generated themes (mri_synthetic.json): use generated data")

@@ -166,7 +166,7 @@ def _write_store(tmp: Path, image_dir: Path, names: list[str], encode: Callable,
             store = np.lib.format.open_memmap(tmp / "features.npy", mode="w+", dtype=np.float16,
                                               shape=(len(names), *fmap.shape[1:]))
         start = len(kept) - len(batch)
-        store[start:len(kept)] = fmap.to(torch.float16).numpy()
+        store[start:len(kept)] = fmap.to(device="cpu", dtype=torch.float16).numpy()
         batch.clear()
 
     limit = {} if max_pixels is None else {"max_pixels": max_pixels}

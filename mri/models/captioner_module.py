@@ -80,7 +80,8 @@ class CaptionerModule(LightningModule):
             self.preprocessing = datamodule.preprocessing
             if self.net.encoder.backbone.frozen and stage in ("fit", "validate", "test"):
                 # the frozen encoder gives every image the same features in every epoch: computed once, cached
-                datamodule.use_features(self.net.encoder.backbone.forward_features, self.net.encoder.cache_id())
+                self.net.encoder.to(self.trainer.strategy.root_device)
+                datamodule.use_features(self.net.encoder.feature_maps, self.net.encoder.cache_id())
 
     def _adopt_vocab(self, words: list[str]) -> None:
         """Keep the vocabulary of the data and of a checkpoint, refusing a mismatch between the two."""
