@@ -56,10 +56,11 @@ def test_checkpoint_captions_photos_alone(make_cfg, tmp_path):
     assert {"val/bleu4_best", "test/bleu1", "test/bleu2", "test/bleu3", "test/bleu4", "test/cider"} <= set(metrics)
     saved = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
     assert saved["test/bleu4"] == pytest.approx(metrics["test/bleu4"])
-    extra = torch.load(ckpt, map_location="cpu", weights_only=False)["mri"]
-    assert extra["module"] == "captioner" and extra["vocab"] == datamodule.vocab.to_list()
-    assert extra["image_preprocessing"] == datamodule.preprocessing.to_dict()
-    assert extra["image_preprocessing"]["crop"] == 64 and extra["image_preprocessing"]["interpolation"] == "bicubic"
+    extra = torch.load(ckpt, map_location="cpu", weights_only=True)["mri"]
+    assert extra["kind"] == "captioner" and extra["data"]["vocab"] == datamodule.vocab.to_list()
+    saved_preprocessing = extra["data"]["image_preprocessing"]  # plain data
+    assert saved_preprocessing == {"resize": 64, "crop": 64, "mean": [0.5] * 3, "std": [0.5] * 3,
+                                   "interpolation": "bicubic"}
 
     captioner = load_captioner(ckpt)  # no datamodule: vocabulary and preprocessing from the checkpoint
     assert not captioner.training and captioner.vocab.to_list() == datamodule.vocab.to_list()
