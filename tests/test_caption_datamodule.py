@@ -1,4 +1,4 @@
-"""CaptionDataModule on tiny generated data (a corrupt image dropped in), the vocabulary."""
+"""CaptionDataModule on tiny generated data (a corrupt image dropped in), the vocabulary, its preprocessing."""
 import json
 import os
 
@@ -6,15 +6,19 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from PIL import Image
 
 from mri.data.caption_datamodule import CaptionDataModule
 from mri.data.flickr import FlickrRootError
+from mri.data.images import ImagePreprocessing
 from mri.data.melon import DataRootError
 from mri.data.synthetic.flickr import generate_flickr, read_truth
 from mri.data.vocab import BOS, EOS, PAD, UNK, Vocabulary, tokenize
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "configs")
 GENERATE = {"n_images": 48, "seed": 1, "image_size": [48, 36]}
+IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+PLAIN_32 = {"resize": 32, "crop": 32, **IMAGENET, "interpolation": "bilinear"}
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +28,7 @@ def datamodule(tmp_path_factory):
     truncated, text = (root / "Flickr8k_Dataset" / name for name in bad)
     truncated.write_bytes(truncated.read_bytes()[:200])
     text.write_text("<html>404</html>")
-    dm = CaptionDataModule(str(root), generate=GENERATE, image_size=32, vocab_size=40, min_word_count=1,
+    dm = CaptionDataModule(str(root), generate=GENERATE, preprocessing=PLAIN_32, vocab_size=40, min_word_count=1,
                            max_caption_len=12, batch_size=8, eval_batch_size=5,
                            report_dir=str(tmp_path_factory.mktemp("run")))
     dm.prepare_data()  # complete root: kept as is
@@ -54,7 +58,8 @@ def test_bad_images_are_skipped_counted_and_reported(datamodule):
 def test_vocabulary_never_exceeds_vocab_size(datamodule):
     vocab = datamodule.vocab
     assert len(vocab) == 40 and vocab.itos[:4] == [PAD, BOS, EOS, UNK]
-    assert datamodule.image_size == 32
+    assert datamodule.preprocessing == ImagePreprocessing(32, 32, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225),
+                                                          "bilinear")
 
 
 def test_train_batches(datamodule):
@@ -67,7 +72,7 @@ def test_train_batches(datamodule):
     assert (captions[:, 0] == 1).all() and captions.max() < 40
     for row, n in zip(captions, lengths):
         assert row[n - 1] == 2 and (row[n:] == 0).all() and (row[1:n - 1] > 3).any()
-    assert -2.2 < images.min() and images.max() < 2.7  # ImageNet-normalised
+    assert images.min() > -2.2 and images.max() < 2.7  # ImageNet-normalised
     dataset = datamodule.train_dataloader().dataset
     assert len(dataset) == len(datamodule.image_names["train"])
     assert sum(map(len, dataset.captions)) == 5 * len(dataset)
@@ -101,6 +106,13 @@ def test_missing_root_names_the_path(tmp_path):
     assert "data=captions" in str(e.value)
 
 
+def test_preprocessing_from_plain_data():
+    preprocessing = ImagePreprocessing.from_dict({**PLAIN_32, "crop": 24})
+    assert preprocessing.mean == (0.485, 0.456, 0.406) and ImagePreprocessing.from_dict(preprocessing.to_dict()) == preprocessing
+    x = preprocessing(Image.new("RGB", (90, 40), (124, 116, 104)))  # about the ImageNet mean
+    assert x.shape == (3, 24, 24) and x.dtype == torch.float32 and x.abs().max() < 0.05
+
+
 def test_configs_compose_and_instantiate(tmp_path):
     with initialize_config_dir(config_dir=os.path.abspath(CONFIGS), version_base="1.3"):
         cfg = compose("train.yaml", overrides=["model=captioner", f"paths.data_dir={tmp_path}"])
@@ -108,7 +120,7 @@ def test_configs_compose_and_instantiate(tmp_path):
         dm = instantiate(cfg.data, report_dir=None)
         assert isinstance(dm, CaptionDataModule) and dm.root == tmp_path / "flickr8k-synth-n1500-s0"
         real = compose("train.yaml", overrides=["model=captioner", "data=flickr8k", "data.root=/data/flickr8k"])
-        assert real.data.generate is None and real.data.image_size == 224 and real.data.num_workers > 0
+        assert real.data.generate is None and real.data.preprocessing.crop == 224 and real.data.num_workers > 0
 
 
 def test_vocabulary():

@@ -12,7 +12,7 @@ from nltk.translate.bleu_score import corpus_bleu as nltk_corpus_bleu
 
 from mri.metrics.captioning import CaptionMetrics, caption_scores, cider_d, corpus_bleu
 
-WORDS = "a dog cat runs on the beach in snow man woman red blue".split()
+WORDS = ["a", "dog", "cat", "runs", "on", "the", "beach", "in", "snow", "man", "woman", "red", "blue"]
 
 
 @pytest.mark.parametrize("seed", range(20))

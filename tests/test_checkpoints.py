@@ -157,7 +157,9 @@ def test_old_checkpoints_are_refused_then_upgraded(kind, tmp_path):
     for name, tensor in trusted["state_dict"].items():
         assert torch.equal(module.state_dict()[name], tensor), name
     if kind == "captioner":
-        assert module.vocab.to_list() == trusted["mri"]["vocab"] and module.image_size == 128
+        assert module.vocab.to_list() == trusted["mri"]["vocab"]
+        assert module.preprocessing.to_dict() == {"resize": 128, "crop": 128, "mean": (0.485, 0.456, 0.406),
+                                                  "std": (0.229, 0.224, 0.225), "interpolation": "bilinear"}
         assert len(module.caption(torch.zeros(1, 3, 64, 64), beam_size=1)) == 1
     else:
         assert module.query_tags == trusted["mri"]["query_tags"]

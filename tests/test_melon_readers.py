@@ -18,8 +18,8 @@ from mri.data.melon import (
     load_mel,
     mel_path,
     read_genres,
-    read_playlists,
     read_npy,
+    read_playlists,
     read_songs,
 )
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from mri.data.images import BadImage, image_paths
-from mri.eval import evaluate
 from mri.checkpoints import CheckpointError
+from mri.data.images import BadImage, image_paths, load_image
+from mri.eval import evaluate
 from mri.models.captioner_module import load_captioner
 from mri.models.image_stage import CaptionModel, ImageStage
 from mri.train import train
@@ -21,11 +21,32 @@ SMALL_NET = ["model=captioner", "model.net.embed_dim=16", "model.net.hidden_dim=
 FEW_BATCHES = ["+trainer.limit_train_batches=3", "+trainer.limit_val_batches=1", "+trainer.limit_test_batches=1"]
 
 
-def test_fast_dev_run_with_attention(make_cfg):
+def test_fast_dev_run_with_attention_on_cached_features(make_cfg):
+    """The default frozen pretrained encoder: batches carry its cached features, not images."""
     cfg = make_cfg("train", "captions", *SMALL_NET, "model.net.attention=true", "+trainer.fast_dev_run=true")
     metrics, objects = train(cfg)
     assert objects["trainer"].state.finished
     assert {"test/bleu1", "test/bleu4", "test/cider"} <= set(metrics)
+    datamodule, net = objects["datamodule"], objects["model"].net
+    assert net.encoder.name == "efficientnet_lite0" and net.encoder.backbone.frozen
+    store = datamodule.features
+    assert store is not None and store.views == 2  # flips on: the mirror images are cached too
+    assert store.folder.parent == Path(cfg.data.cache_dir)
+    features, _, _, _ = next(iter(datamodule.train_dataloader()))
+    assert features.shape == (16, 4, 1280)  # 64 px crops: a 2x2 map of EfficientNet-Lite0's 1280 channels
+    assert not any(p.requires_grad for p in net.encoder.backbone.parameters())
+
+
+def test_fast_dev_run_with_a_trainable_encoder(make_cfg):
+    """model=captioner_plain: plain_cnn trained end to end on images, nothing cached."""
+    cfg = make_cfg("train", "captions", "model=captioner_plain", *SMALL_NET[1:], "data.preprocessing.resize=32",
+                   "data.preprocessing.crop=32", "+trainer.fast_dev_run=true")
+    _, objects = train(cfg)
+    datamodule, net = objects["datamodule"], objects["model"].net
+    assert objects["trainer"].state.finished and datamodule.features is None and not net.encoder.backbone.frozen
+    images, _, _, _ = next(iter(datamodule.train_dataloader()))
+    assert images.shape == (16, 3, 32, 32)
+    assert all(p.requires_grad for p in net.encoder.backbone.parameters())
 
 
 def test_checkpoint_captions_photos_alone(make_cfg, tmp_path):
@@ -38,15 +59,24 @@ def test_checkpoint_captions_photos_alone(make_cfg, tmp_path):
     assert saved["test/bleu4"] == pytest.approx(metrics["test/bleu4"])
     extra = torch.load(ckpt, map_location="cpu", weights_only=True)["mri"]
     assert extra["kind"] == "captioner" and extra["data"]["vocab"] == datamodule.vocab.to_list()
-    assert extra["data"]["image_size"] == datamodule.image_size
+    saved_preprocessing = extra["data"]["image_preprocessing"]  # plain data
+    assert saved_preprocessing == {"resize": 64, "crop": 64, "mean": [0.5] * 3, "std": [0.5] * 3,
+                                   "interpolation": "bicubic"}
 
-    captioner = load_captioner(ckpt)  # no datamodule: vocabulary and image size from the checkpoint
+    captioner = load_captioner(ckpt)  # no datamodule: vocabulary and preprocessing from the checkpoint
     assert not captioner.training and captioner.vocab.to_list() == datamodule.vocab.to_list()
-    images = next(iter(datamodule.test_dataloader()))[0][:3]
+    assert captioner.preprocessing == datamodule.preprocessing
+    images = next(iter(datamodule.test_dataloader()))[0][:3]  # cached features (3, P, C)
     captions = captioner.caption(images)
     assert len(captions) == 3 and all(isinstance(c, str) for c in captions)
     greedy = captioner.net.greedy(images, captioner.hparams.max_len)
     assert captioner.caption(images, beam_size=1) == [datamodule.vocab.decode(r) for r in greedy]
+
+    # a photo read from its file with the saved preprocessing meets the encoder as the cached features did
+    name = datamodule.image_names["test"][0]
+    photo = captioner.preprocessing(load_image(datamodule.files.image_path(name)))[None]  # (1, 3, 64, 64)
+    from_file, cached = captioner.net.encoder(photo)[0], captioner.net.encoder(images[:1])[0]
+    torch.testing.assert_close(from_file, cached, atol=0.02, rtol=0.02)  # the store keeps float16
 
     photos = _photos(datamodule, tmp_path / "photos")
     paths, _ = image_paths(tmp_path / "photos")

@@ -28,10 +28,9 @@ def build(ckpt: str | None, overrides: list[str]) -> tuple[torch.nn.Module, int,
         cfg = compose("train", overrides=["model=captioner", *overrides])
     if ckpt:
         module = load_captioner(ckpt)
-        size = module.image_size
-        return module.net, size if isinstance(size, int) else size[0], module.hparams.max_len
+        return module.net, module.preprocessing.crop, module.hparams.max_len
     torch.manual_seed(0)
-    return hydra.utils.instantiate(cfg.model.net).eval(), cfg.data.image_size, cfg.model.max_len
+    return hydra.utils.instantiate(cfg.model.net).eval(), cfg.data.preprocessing.crop, cfg.model.max_len
 
 
 def seconds_per_image(decode, images: torch.Tensor, batch_size: int, repeats: int) -> float:

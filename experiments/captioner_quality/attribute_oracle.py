@@ -15,9 +15,10 @@ from __future__ import annotations
 import argparse
 import random
 
+from scene_attributes import load_scenes
+
 from mri.data.flickr import clean_caption
 from mri.metrics.captioning import corpus_bleu
-from scene_attributes import load_scenes
 
 ATTRIBUTE_SETS = (
     ("theme",),

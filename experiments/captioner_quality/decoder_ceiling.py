@@ -17,13 +17,13 @@ import time
 
 import torch
 import torch.nn.functional as F
+from scene_attributes import attribute_vector, load_scenes
 from torch import nn
 
 from mri.data.caption_datamodule import collate_captioned
 from mri.data.vocab import PAD_ID, Vocabulary, tokenize
 from mri.metrics.captioning import corpus_bleu
 from mri.models.captioner import Captioner
-from scene_attributes import attribute_vector, load_scenes
 
 
 class AttributeEncoder(nn.Module):

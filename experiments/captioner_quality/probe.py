@@ -16,13 +16,13 @@ import time
 
 import torch
 import torch.nn.functional as F
+from scene_attributes import load_scenes
 from torch import nn
 
 from mri.data.flickr import FlickrFiles
 from mri.data.images import captioner_preprocessing, load_image
 from mri.data.synthetic.scenes import ACTIONS
 from mri.models.backbones import create_backbone
-from scene_attributes import load_scenes
 
 ATTRIBUTES = ("theme", "n_people", "n_animals", "action")
 

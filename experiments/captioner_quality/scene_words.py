@@ -14,11 +14,11 @@ from collections import Counter
 
 from scene_attributes import load_scenes
 
+from mri.checkpoints import read_checkpoint
 from mri.data.caption_datamodule import CaptionDataModule
 from mri.data.synthetic.scenes import NUMBERS, PERSON_KINDS, PLURAL
 from mri.data.synthetic.themes import get_theme
 from mri.models.captioner_module import load_captioner
-from mri.checkpoints import read_checkpoint
 
 PEOPLE_WORDS = {*PERSON_KINDS, *(PLURAL[k] for k in PERSON_KINDS), "person", "people"}
 GROUP = range(3, len(NUMBERS))  # "a group of people": three or more (the generator draws up to four)
@@ -40,7 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     args.root = args.root or read_checkpoint(args.ckpt)["datamodule_hyper_parameters"]["root"]
     model = load_captioner(args.ckpt)
-    data = CaptionDataModule(root=args.root, generate=None, image_size=model.image_size)
+    data = CaptionDataModule(root=args.root, generate=None, preprocessing=model.preprocessing.to_dict())
     data.setup("test")
     if data.themes is None:
         raise SystemExit(f"{args.root} has no generated themes (mri_synthetic.json): use generated data")

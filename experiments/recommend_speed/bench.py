@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import statistics
 import time
@@ -26,14 +25,14 @@ import torch
 
 from mri.data.features import MelFeatures
 from mri.data.flickr import find_flickr
+from mri.data.melon import read_playlists
+from mri.data.tags import TagVocabulary
 from mri.models.captioner_module import load_captioner
 from mri.models.image_stage import CaptionModel, ImageStage
 from mri.models.tag_mel import EarlyFusionNet, TwoTowerNet
 from mri.recommend.command import latest_checkpoint
 from mri.recommend.index import FORMAT_VERSION, SongIndex
 from mri.recommend.pipeline import Catalogue, Recommender, make_bridge
-from mri.data.melon import read_playlists
-from mri.data.tags import TagVocabulary
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -2,8 +2,8 @@
 
     python experiments/train_speed/captioner_step.py [--steps 20] [--rounds 3] [overrides ...]
 
-The default `model=captioner` (or with Hydra overrides such as model.net.encoder=plain_cnn_deep
-data.image_size=64) on batches of its own generated data: forward, cross-entropy, backward and AdamW
+`model=captioner_plain` (plain_cnn trained end to end; or with Hydra overrides such as
+model.net.encoder=plain_cnn_deep data.preprocessing.resize=64 data.preprocessing.crop=64) on batches of its own generated data: forward, cross-entropy, backward and AdamW
 step (the module's `batch_loss`), alternating the variants for `rounds` rounds; prints the median ms
 per step of each and their ratios.
 
@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
 
-    cfg = compose_config("train", ["model=captioner", "logger=[]", *args.overrides], HERE / "run",
+    cfg = compose_config("train", ["model=captioner_plain", "logger=[]", *args.overrides], HERE / "run",
                          Path(args.data_dir).resolve())
     torch.manual_seed(0)
     datamodule = hydra.utils.instantiate(cfg.data)
@@ -78,7 +78,7 @@ def main() -> None:
         for name, (bf16, fused) in VARIANTS.items():
             times[name].append(ms_per_step(net, optimizer, batches, bf16, fused))
     median = {k: statistics.median(v) for k, v in times.items()}
-    print(f"encoder {cfg.model.net.encoder}, {cfg.data.batch_size} images ({cfg.data.image_size} px) per step, "
+    print(f"encoder {cfg.model.net.encoder}, {cfg.data.batch_size} images ({cfg.data.preprocessing.crop} px) per step, "
           f"{torch.get_num_threads()} threads, native bf16: {cpu_has_native_bf16()}")
     for k, v in median.items():
         print(f"{k:24}{v:8.0f} ms/step")

@@ -20,15 +20,24 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
-from mri.data.feature_parts import (PART_SIZE, IncompleteBuild, Mapper, PartDone, PartJob, Workspace, basis_moments,
-                                    featurise_part, worker_map)
+from mri.data.feature_parts import (
+    PART_SIZE,
+    IncompleteBuild,
+    Mapper,
+    PartDone,
+    PartJob,
+    Workspace,
+    basis_moments,
+    featurise_part,
+    worker_map,
+)
 from mri.data.melon import N_FRAMES, N_MELS, BadMel, MelReport
 from mri.data.pca import GlobalTimeBasis
 

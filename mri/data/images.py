@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -246,6 +246,11 @@ class ImagePreprocessing:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, fields: Mapping) -> ImagePreprocessing:
+        """From plain data (a config, a checkpoint's dict; lists are taken for tuples)."""
+        return cls(**fields)
 
 
 def captioner_preprocessing(image_size: int) -> ImagePreprocessing:

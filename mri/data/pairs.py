@@ -11,8 +11,8 @@ from one stray playlist among twenty does not count as much as the song's real t
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -30,7 +30,7 @@ class SongTags:
     popularity: np.ndarray  # (n_songs,) int64, training playlists holding the song
 
     @classmethod
-    def from_playlists(cls, playlists: Sequence[Playlist], vocab: TagVocabulary, n_songs: int) -> "SongTags":
+    def from_playlists(cls, playlists: Sequence[Playlist], vocab: TagVocabulary, n_songs: int) -> SongTags:
         index = vocab.index
         song_idx, tag_idx = [], []
         popularity = np.zeros(n_songs, dtype=np.int64)

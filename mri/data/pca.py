@@ -55,7 +55,7 @@ class GlobalTimeBasis:
         self.gram += other.gram
         return self
 
-    def finish(self, k: int) -> "GlobalTimeBasis":
+    def finish(self, k: int) -> GlobalTimeBasis:
         if self.n_rows < 2:
             raise ValueError("the global PCA basis needs at least one readable mel to fit on")
         self.mean = self.row_sum / self.n_rows
@@ -80,7 +80,7 @@ class GlobalTimeBasis:
         np.savez(path, mean=self.mean, components=self.components, explained=self.explained_variance_ratio)
 
     @classmethod
-    def load(cls, path) -> "GlobalTimeBasis":
+    def load(cls, path) -> GlobalTimeBasis:
         with np.load(path) as z:
             basis = cls(len(z["mean"]))
             basis.mean, basis.components = z["mean"], z["components"]

@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import unicodedata
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -36,7 +36,7 @@ class TagVocabulary:
     counts: tuple[int, ...]
 
     @classmethod
-    def from_playlists(cls, playlists: Iterable[Playlist], min_count: int = 1) -> "TagVocabulary":
+    def from_playlists(cls, playlists: Iterable[Playlist], min_count: int = 1) -> TagVocabulary:
         counts = Counter(t for p in playlists for t in {normalize_tag(t) for t in p.tags} if t)
         ranked = sorted((t for t, c in counts.items() if c >= min_count), key=lambda t: (-counts[t], t))
         return cls(tuple(ranked), tuple(counts[t] for t in ranked))

@@ -13,6 +13,7 @@ Without attention the context is the mean feature, i.e. uniform attention weight
 """
 from __future__ import annotations
 
+import hashlib
 from typing import NamedTuple
 
 import torch
@@ -33,23 +34,47 @@ class Memory(NamedTuple):
     keys: torch.Tensor | None  # (B, N, A) the attention's projection of the features, computed once
     pooled: torch.Tensor  # (B, D) mean feature
 
-    def repeat_interleave(self, k: int) -> "Memory":
+    def repeat_interleave(self, k: int) -> Memory:
         return Memory(*(None if t is None else t.repeat_interleave(k, dim=0) for t in self))
 
 
 class CaptionEncoder(nn.Module):
-    """Any registered backbone -> (feature map (B, h*w, dim), pooled vector (B, dim))."""
+    """Any registered backbone -> (feature map (B, h*w, dim), pooled vector (B, dim)).
+
+    A frozen backbone's features can be computed once and fed instead of the images (`cache_id` names
+    them): forward takes images (B, 3, H, W) or the backbone's feature maps flattened to (B, h*w, C).
+    """
 
     def __init__(self, backbone: str = "resnet18", dim: int = 512, pretrained: str | None = None,
                  trainable: bool = True):
         super().__init__()
+        self.name = backbone
         self.backbone = create_backbone(backbone, in_chans=3, pretrained=pretrained, trainable=trainable)
+        if not trainable:  # channels-last convolutions: 0.63x the CPU time of EfficientNet-Lite0 at 224 px here
+            self.backbone.to(memory_format=torch.channels_last)
         self.project = nn.Sequential(nn.Linear(self.backbone.num_features, dim), nn.ReLU(inplace=True))
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        fmap = self.backbone.forward_features(images)  # (B, C, h, w)
-        features = self.project(fmap.flatten(2).transpose(1, 2))  # (B, h*w, dim)
+        cached = images.dim() == 3  # the frozen backbone's features (B, N, C), computed once
+        fmap = images if cached else self.feature_maps(images).flatten(2).transpose(1, 2)  # (B, N, C)
+        features = self.project(fmap)  # (B, N, dim)
         return features, features.mean(1)  # (B, N, dim), (B, dim)
+
+    def feature_maps(self, images: torch.Tensor) -> torch.Tensor:
+        """The backbone's feature maps (B, C, h, w) of images (B, 3, H, W) (moved to the backbone's device):
+        what a feature cache stores."""
+        images = images.to(self.project[0].weight.device)
+        if self.backbone.frozen:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return self.backbone.forward_features(images)
+
+    def cache_id(self) -> dict:
+        """Plain data naming a frozen backbone's features: its name and a digest of its weights."""
+        digest = hashlib.sha1()
+        for name, tensor in self.backbone.state_dict().items():
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        return {"name": self.name, "weights": digest.hexdigest()}
 
 
 class SoftAttention(nn.Module):
@@ -154,7 +179,8 @@ class Captioner(nn.Module):
         self.banned[num_words:] = True
 
     def start(self, images: torch.Tensor, image_of: torch.Tensor | None = None) -> tuple[Memory, State]:
-        """Encode images (B, 3, H, W) once; with image_of (C,), one decoder row per caption of them."""
+        """Encode images (B, 3, H, W) (or cached features, see CaptionEncoder) once; with image_of (C,),
+        one decoder row per caption of them."""
         features, pooled = self.encoder(images)  # (B, N, D), (B, D)
         if image_of is not None:
             features, pooled = features[image_of], pooled[image_of]  # (C, N, D), (C, D)

@@ -16,7 +16,7 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 from torch import nn
 
-from mri.checkpoints import load_module
+from mri.checkpoints import load_module, to_plain
 from mri.data.images import ImagePreprocessing, captioner_preprocessing
 from mri.data.vocab import PAD_ID, Vocabulary, tokenize
 from mri.metrics.captioning import CaptionMetrics
@@ -49,14 +49,9 @@ class CaptionerModule(MRIModule):
         self.val_metrics = CaptionMetrics(tokenize)
         self.test_metrics = CaptionMetrics(tokenize)
         self.vocab: Vocabulary | None = None  # from the datamodule or a checkpoint
-        self.image_size: int | list[int] | None = None  # the datamodule's, for captioning new photos
+        self.preprocessing: ImagePreprocessing | None = None  # the datamodule's, for captioning new photos
         self.facts: dict = {}  # where the data came from: root, generated (see data_facts)
         self._samples: list[tuple[torch.Tensor, str, list[str]]] = []  # this validation's W&B table rows
-
-    @property
-    def preprocessing(self) -> ImagePreprocessing:
-        """How a photo becomes the (3, S, S) input `caption` takes: the training data's transform."""
-        return captioner_preprocessing(self.image_size)
 
     def forward(self, images: torch.Tensor, captions: torch.Tensor) -> torch.Tensor:
         return self.net(images, captions)  # (B, L-1, V)
@@ -76,13 +71,24 @@ class CaptionerModule(MRIModule):
     def facts_of(self, datamodule) -> dict | None:
         if getattr(datamodule, "vocab", None) is None:
             return None
-        return {"vocab": datamodule.vocab.to_list(), "image_size": datamodule.image_size,
+        return {"vocab": datamodule.vocab.to_list(), "image_preprocessing": datamodule.preprocessing.to_dict(),
                 "root": str(datamodule.root), "generated": datamodule.hparams.get("generate") is not None}
 
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if self.facts_of(datamodule) and self.net.encoder.backbone.frozen and stage in ("fit", "validate", "test"):
+            # the frozen encoder gives every image the same features in every epoch: computed once, cached
+            self.net.encoder.to(self.trainer.strategy.root_device)
+            datamodule.use_features(self.net.encoder.feature_maps, self.net.encoder.cache_id())
+
     def data_facts(self) -> dict:
-        """vocab (the words, in id order), image_size (of the training images), the Flickr root and whether it
-        was generated (a captioner that has only seen generated scenes is weak on real photos)."""
-        return {**self.facts, "vocab": self.vocab.to_list() if self.vocab else None, "image_size": self.image_size}
+        """vocab (the words, in id order), image_preprocessing (ImagePreprocessing.to_dict() of the training
+        images: what a new photo gets), the Flickr root and whether it was generated (a captioner that has only
+        seen generated scenes is weak on real photos)."""
+        preprocessing = self.preprocessing.to_dict() if self.preprocessing else None
+        return {**self.facts, "vocab": self.vocab.to_list() if self.vocab else None,
+                "image_preprocessing": to_plain(preprocessing)}
 
     def adopt_data_facts(self, facts: dict) -> None:
         """Keep the vocabulary of the data and of a checkpoint, refusing a mismatch between the two."""
@@ -96,8 +102,12 @@ class CaptionerModule(MRIModule):
                                  f"{self.net.decoder.head.out_features}: raise model.net.vocab_size")
             self.vocab = Vocabulary.from_list(words)
             self.net.restrict_output(len(words))
-        self.image_size = facts.get("image_size", self.image_size)
-        self.facts = {**self.facts, **{k: v for k, v in facts.items() if k not in ("vocab", "image_size")}}
+        if facts.get("image_preprocessing"):
+            self.preprocessing = ImagePreprocessing.from_dict(facts["image_preprocessing"])
+        elif facts.get("image_size"):  # saved before checkpoints held the preprocessing: plain_cnn's
+            self.preprocessing = captioner_preprocessing(facts["image_size"])
+        own = ("vocab", "image_preprocessing", "image_size")
+        self.facts = {**self.facts, **{k: v for k, v in facts.items() if k not in own}}
 
     def _score_split(self, batch, metrics: CaptionMetrics) -> list[str]:
         images, references, index = batch  # (B, 3, H, W), B lists of raw captions, (B,)
@@ -143,12 +153,19 @@ class CaptionerModule(MRIModule):
             return
         import wandb
 
-        mean, std = (torch.tensor(v)[:, None, None] for v in (self.preprocessing.mean, self.preprocessing.std))
-        rows = [[wandb.Image((image * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()), hyp, "\n".join(refs)]
-                for image, hyp, refs in self._samples]
+        mean = torch.tensor(self.preprocessing.mean)[:, None, None]  # (3, 1, 1)
+        std = torch.tensor(self.preprocessing.std)[:, None, None]
+        rows = [[_picture(image, mean, std, wandb), hyp, "\n".join(refs)] for image, hyp, refs in self._samples]
         logger.log_table("val/samples", columns=["image", "prediction", "references"], data=rows, step=self.global_step)
 
 
+def _picture(image: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, wandb):
+    """A preprocessed image (3, S, S) as a W&B picture; None for cached encoder features (P, C)."""
+    if image.dim() != 3 or image.shape[0] != 3:
+        return None
+    return wandb.Image((image * std + mean).clamp(0, 1).permute(1, 2, 0).numpy())
+
+
 def load_captioner(ckpt_path: str | Path, map_location: str | torch.device = "cpu") -> CaptionerModule:
-    """A trained captioner for inference alone, in eval mode: network, vocabulary and image size from the checkpoint."""
+    """A trained captioner for inference alone, in eval mode: network, vocabulary, preprocessing from the checkpoint."""
     return load_module(ckpt_path, ("captioner",), map_location)

@@ -18,8 +18,8 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -87,7 +87,7 @@ class SongIndex:
         return self.vectors.shape[1]
 
     @classmethod
-    def open(cls, folder: str | Path, ckpt_path: str | Path) -> "SongIndex":
+    def open(cls, folder: str | Path, ckpt_path: str | Path) -> SongIndex:
         """Open an index and refuse it (MissingIndex, StaleIndex: naming the command that rebuilds it) unless
         it was built from this checkpoint and its feature store is unchanged."""
         try:
@@ -121,7 +121,7 @@ class SongIndex:
     @classmethod
     def build(cls, folder: str | Path, net: torch.nn.Module, store: MelFeatures, query_tags: Sequence[str],
               ckpt_path: str | Path, config: dict | None = None, dtype: str = "float32",
-              batch_size: int = 1024) -> "SongIndex":
+              batch_size: int = 1024) -> SongIndex:
         """Encode every song of the store with `net` (a TwoTowerNet) and write the index, replacing any old one.
 
         Built in a temporary sibling folder and renamed into place: a half-built index never looks complete.

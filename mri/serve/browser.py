@@ -6,9 +6,9 @@ Playwright's own browser builds cannot be downloaded here, so the system's /usr/
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -24,7 +24,7 @@ def find_chromium() -> Path | None:
 
 
 @contextmanager
-def chromium_page(width: int = 1200, height: int = 900) -> Iterator["playwright.sync_api.Page"]:  # noqa: F821
+def chromium_page(width: int = 1200, height: int = 900) -> Iterator[playwright.sync_api.Page]:  # noqa: F821
     """A fresh page of a headless Chromium; FileNotFoundError naming the install command when there is none."""
     from playwright.sync_api import sync_playwright  # dev extra: only the tests and tools need it
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-
 RGB = tuple[int, int, int]
 
 COLOURS: dict[str, RGB] = {
