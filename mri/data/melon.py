@@ -82,8 +82,8 @@ def _read_json(path: Path, object_hook=None):
             f.seek(max(0, err.pos - 60))
             near = f.read(80).decode("utf-8", "replace")
         raise MelonFormatError(
-            f"{path} is not whole JSON: {err.msg} at line {err.lineno}, column {err.colno} (byte {err.pos:,} of "
-            f"{path.stat().st_size:,}), near {near!r}. A file cut short by an interrupted download or unpacking "
+            f"{path} is not whole JSON: {err.msg} (line {err.lineno}, column {err.colno}, byte {err.pos:,} of "
+            f"{path.stat().st_size:,}, near {near!r}). A file cut short by an interrupted download or unpacking "
             "ends like this: fetch or unpack it again") from None
     except UnicodeDecodeError as err:
         raise MelonFormatError(f"{path} is not UTF-8 text (byte {err.start:,}): is it a Melon JSON file?") from None
