@@ -20,8 +20,11 @@ from typing import Iterable, Sequence
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import svds
+from sklearn.utils.extmath import randomized_svd
 
 from mri.data.melon import Playlist, read_playlists
+
+EXACT_SVD_NONZEROS = 2_000_000  # tag vectors up to this size get an exact SVD (the generated default: ~0.3M)
 
 
 def normalize_tag(tag: str) -> str:
@@ -108,7 +111,7 @@ class TagSimilarity:
         # each half unit-normalised, scaled by sqrt(1/2): the dot product is the mean of the two cosines
         vectors = sp.hstack([_unit_rows(by_playlist), _unit_rows(by_song)]).tocsr() * np.sqrt(0.5)
         if dim is not None and dim < min(vectors.shape) - 1:  # latent semantic smoothing: keep the main axes
-            u, s, _ = svds(vectors, k=dim, random_state=0)
+            u, s = _top_singular(vectors, dim)
             vectors = sp.csr_matrix(_unit_rows(sp.csr_matrix(u * s)))
         self.vectors = vectors
 
@@ -126,6 +129,20 @@ class TagSimilarity:
         sims = self.matrix([t])[0]
         order = [i for i in np.argsort(-sims, kind="stable") if i != t][:k]
         return [(self.vocab.tags[i], float(sims[i])) for i in order]
+
+
+def _top_singular(m: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The top-k left singular vectors and values of m: ARPACK (exact) while small, else a randomized SVD.
+
+    At the real size (6,000 tags x 823,000 playlists and songs, 15M nonzeros, k=64) ARPACK took 9 minutes on
+    2 cores; the randomized range finder with power iterations (Halko et al., 2011) keeps the same leading
+    axes in a fraction of that (experiments/full_scale/).
+    """
+    if m.nnz <= EXACT_SVD_NONZEROS:
+        u, s, _ = svds(m, k=k, random_state=0)
+        return u, s
+    u, s, _ = randomized_svd(m, k, n_oversamples=2 * k, n_iter=6, random_state=0)
+    return u, s
 
 
 def _unit_rows(m: sp.csr_matrix) -> sp.csr_matrix:
