@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mri.data.melon import (MelonFormatError, check_playlist_songs, read_playlists, read_song_ids, read_songs)
+from mri.data.melon import MelonFormatError, check_playlist_songs, read_playlists, read_song_ids, read_songs
 from mri.data.synthetic.melon import generate_melon
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -41,7 +41,7 @@ def test_split_counts_and_playlist_lengths_as_released(root):
     lengths = np.array([len(p.songs) for p in train])
     assert np.median(lengths) == pytest.approx(30, abs=3) and 40 < lengths.mean() < 52 and lengths.max() <= 200
     tags = np.array([len(p.tags) for p in train])
-    assert tags.min() >= 1 and tags.max() <= 11 and np.median(tags) in (3, 4) and 3.8 < tags.mean() < 4.4  # real: 3, 4.1
+    assert tags.min() >= 1 and tags.max() <= 11 and np.median(tags) in (3, 4) and 3.8 < tags.mean() < 4.4  # 3, 4.1
 
 
 def test_long_tail_and_spelling_variants(root):

@@ -130,10 +130,10 @@ def phase_generate(args):
 
 
 def phase_steps(args):
+    from mri.data.features import MelFeatures
     from mri.data.melon import check_playlist_songs, read_playlists, read_song_ids
     from mri.data.pairs import SongTags, split_songs
     from mri.data.tags import PlaylistTags, TagSimilarity, TagVocabulary
-    from mri.data.features import MelFeatures
     cfg = data_config("melon_full_synth")
     root = cfg["root"]
     ids, t_ids = timed("song_meta.json ids", read_song_ids, root)

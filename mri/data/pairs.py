@@ -11,8 +11,8 @@ from one stray playlist among twenty does not count as much as the song's real t
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -32,7 +32,7 @@ class SongTags:
 
     @classmethod
     def from_playlists(cls, playlists: Sequence[Playlist] | PlaylistTags, vocab: TagVocabulary, n_songs: int,
-                       song_counts: sp.csr_matrix | None = None) -> "SongTags":
+                       song_counts: sp.csr_matrix | None = None) -> SongTags:
         """song_counts: PlaylistTags.song_tag_counts(n_songs), when already computed."""
         flat = playlists if isinstance(playlists, PlaylistTags) else PlaylistTags(playlists, vocab)
         counts = flat.song_tag_counts(n_songs) if song_counts is None else song_counts  # (n_songs, V), sorted

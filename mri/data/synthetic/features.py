@@ -121,8 +121,9 @@ def _features(plan, ids: np.ndarray, basis: GlobalTimeBasis, rng: np.random.Gene
     bands = synth.BASE_SPECTRUM + (1 - w2)[:, None] * profiles[primary] + w2[:, None] * profiles[second] + timbre
     level = synth.LEVEL_DB + rng.normal(0.0, synth.GAIN_DB, b)  # (B,)
     tempo, dynamics, w2 = tempo.astype(np.float32), dynamics.astype(np.float32), w2.astype(np.float32)
-    beat = ((1 - w2) * dynamics[primary])[:, None] * synth._pulses(t * tempo[primary, None] + rng.random((b, 1), np.float32)) \
-        + (w2 * dynamics[second])[:, None] * synth._pulses(t * tempo[second, None] + rng.random((b, 1), np.float32))
+    phases = rng.random((b, 2), np.float32)  # (B, 2) beat phase of each theme's sound
+    beat = ((1 - w2) * dynamics[primary])[:, None] * synth._pulses(t * tempo[primary, None] + phases[:, :1]) \
+        + (w2 * dynamics[second])[:, None] * synth._pulses(t * tempo[second, None] + phases[:, 1:])
     beat -= beat.mean(axis=1, keepdims=True)  # (B, T) float32: the (B, T) arrays dominate the time
     period, phase = rng.uniform(6, 20, (b, 1)).astype(np.float32), rng.uniform(0, 2 * np.pi, (b, 1)).astype(np.float32)
     swell = synth.ENVELOPE_DB * np.sin((2 * np.pi) * t / period + phase)  # (B, T)
