@@ -9,7 +9,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from mri.checkpoints import resume_wandb_run
+from mri.checkpoints import expect_kind, read_checkpoint, resume_wandb_run
 from mri.utils.loggers import instantiate_group
 from mri.utils.run import apply_extras, task_wrapper, write_metrics
 
@@ -28,10 +28,10 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
 
     datamodule = hydra.utils.instantiate(cfg.data)
     model = hydra.utils.instantiate(cfg.model)
-    if "net" in cfg.model:  # saved with the checkpoint so load_from_checkpoint can rebuild the network
-        model.hparams["net"] = OmegaConf.to_container(cfg.model.net, resolve=True)
-    if cfg.get("ckpt_path"):
-        resume_wandb_run(cfg)
+    if cfg.get("ckpt_path"):  # refused here, unread, when it holds anything but plain data
+        resume = read_checkpoint(cfg.ckpt_path)
+        expect_kind(resume, cfg.ckpt_path, [model.kind])
+        resume_wandb_run(cfg, resume)
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -40,14 +40,13 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
 
     metrics: dict = {}
     if cfg.get("train"):
-        # our own checkpoints hold the optimiser partials of the config: not weights-only
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=False)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
         metrics.update(trainer.callback_metrics)
     if cfg.get("test"):
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if not best:
             log.warning("no best checkpoint (checkpointing off or no validation): testing the current weights")
-        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
+        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         metrics.update(trainer.callback_metrics)
     metrics = {k: v.item() if isinstance(v, torch.Tensor) else v for k, v in metrics.items()}
     if trainer.is_global_zero:

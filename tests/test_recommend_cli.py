@@ -4,6 +4,7 @@ import shutil
 
 import pytest
 
+from mri.checkpoints import CheckpointError
 from mri.recommend.command import recommend
 from mri.recommend.index import MissingIndex, StaleIndex
 from mri.utils.config import compose_config
@@ -77,5 +78,5 @@ def test_missing_and_stale_index_name_the_command(trained, tmp_path):
 
 def test_missing_checkpoints_name_the_training_command(tmp_path, data_dir):
     cfg = compose_config("recommend", ["image=x.jpg"], tmp_path / "run", data_dir)
-    with pytest.raises(FileNotFoundError, match="python train.py model=squeezenet`"):
+    with pytest.raises(CheckpointError, match="python train.py model=squeezenet`"):
         recommend(cfg)

@@ -10,7 +10,7 @@ from mri.data.synthetic import melon as synth
 from mri.data.synthetic.melon import MARKER, QUIRK_RATES, generate_melon, read_truth
 from mri.data.synthetic.themes import GENERIC_TAGS, SPELLING_VARIANTS, THEME_NAMES, THEMES, get_theme
 
-# Field names and order of the real records in docs/data-formats.md.
+# Field names and order of the real records (song_meta.json id 0 and a train.json playlist of the release).
 SONG_KEYS = ["song_gn_dtl_gnr_basket", "issue_date", "album_name", "album_id", "artist_id_basket", "song_name",
              "song_gn_gnr_basket", "artist_name_basket", "id"]
 PLAYLIST_KEYS = ["tags", "id", "plylst_title", "songs", "like_cnt", "updt_date"]

@@ -12,6 +12,7 @@ import torch
 from mri.caption import caption_files, image_paths
 from mri.data.images import BadImage
 from mri.eval import evaluate
+from mri.checkpoints import CheckpointError
 from mri.models.captioner_module import load_captioner
 from mri.train import train
 
@@ -35,9 +36,9 @@ def test_checkpoint_captions_photos_alone(make_cfg, tmp_path):
     assert {"val/bleu4_best", "test/bleu1", "test/bleu2", "test/bleu3", "test/bleu4", "test/cider"} <= set(metrics)
     saved = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
     assert saved["test/bleu4"] == pytest.approx(metrics["test/bleu4"])
-    extra = torch.load(ckpt, map_location="cpu", weights_only=False)["mri"]
-    assert extra["module"] == "captioner" and extra["vocab"] == datamodule.vocab.to_list()
-    assert extra["image_size"] == datamodule.image_size
+    extra = torch.load(ckpt, map_location="cpu", weights_only=True)["mri"]
+    assert extra["kind"] == "captioner" and extra["data"]["vocab"] == datamodule.vocab.to_list()
+    assert extra["data"]["image_size"] == datamodule.image_size
 
     captioner = load_captioner(ckpt)  # no datamodule: vocabulary and image size from the checkpoint
     assert not captioner.training and captioner.vocab.to_list() == datamodule.vocab.to_list()
@@ -81,8 +82,8 @@ def test_ddp_with_two_cpu_processes_scores_like_one_process(make_cfg):
 
 def test_load_captioner_refuses_another_kind(tmp_path):
     path = tmp_path / "tag_mel.ckpt"
-    torch.save({"mri": {"module": "tag_mel"}, "state_dict": {}}, path)
-    with pytest.raises(ValueError, match="'tag_mel' model, not a captioner.*model=captioner"):
+    torch.save({"mri": {"kind": "two_tower"}, "state_dict": {}}, path)
+    with pytest.raises(CheckpointError, match="holds a two_tower model, not captioner.*model=captioner"):
         load_captioner(path)
 
 

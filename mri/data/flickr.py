@@ -10,8 +10,8 @@
 
 and the image folder (Flickr8k_Dataset/, Flicker8k_Dataset/, Images/, ...) that holds most of the
 captioned images. Quirks of the real files are reported, never fatal: caption entries naming images
-in no split or without a file, split entries without captions, malformed lines. See
-docs/data-formats.md.
+in no split or without a file, split entries without captions, malformed lines (the layouts: README,
+"Real datasets").
 """
 from __future__ import annotations
 
@@ -24,9 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mri.data.report import SkipReport
-from mri.data.melon import DataRootError
+from mri.data.melon import SPLITS, DataRootError
 
-SPLITS = ("train", "val", "test")
 TOKEN_FILE = "Flickr8k.token.txt"
 SPLIT_FILES = {"train": "Flickr_8k.trainImages.txt", "val": "Flickr_8k.devImages.txt",
                "test": "Flickr_8k.testImages.txt"}
@@ -54,17 +53,14 @@ class CaptionReport(SkipReport):
 class FlickrRootError(DataRootError):
     """A Flickr root that is missing or holds none of the layouts find_flickr knows."""
 
-    def __init__(self, root: Path | None, problem: str):
-        FileNotFoundError.__init__(
-            self,
-            f"{'No Flickr8k root' if root is None else f'Flickr8k root {root}'} {problem}. Looked for: the original "
-            f"release ({TOKEN_FILE} + "
-            f"{', '.join(SPLIT_FILES.values())} + an image folder such as {', '.join(IMAGE_DIR_NAMES)}), "
-            f"Kaggle flickr8k-sau (Flickr_Data/Flickr_TextData/...), Kaggle {CSV_FILE} ({CSV_HEADER}) or "
-            f"Karpathy's {KARPATHY_FILE}. Run `python train.py model=captioner` (data=captions: generated "
-            "Flickr8k-format data) or pass data=flickr8k data.root=<the folder you unpacked>.",
-        )
-        self.root = root
+    dataset = "Flickr8k"
+
+    def advice(self) -> str:
+        return (f"Looked for: the original release ({TOKEN_FILE} + {', '.join(SPLIT_FILES.values())} + an image "
+                f"folder such as {', '.join(IMAGE_DIR_NAMES)}), Kaggle flickr8k-sau (Flickr_Data/Flickr_TextData/"
+                f"...), Kaggle {CSV_FILE} ({CSV_HEADER}) or Karpathy's {KARPATHY_FILE}. Run `python train.py "
+                "model=captioner` (data=captions: generated Flickr8k-format data) or pass data=flickr8k "
+                "data.root=<the folder you unpacked>.")
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Layout of a root: song_meta.json, train.json, val.json, test.json, genre_gn_all.json and
 arena_mel/{song_id // 1000}/{song_id}.npy. The readers take the files exactly as released, quirks
 included (null album names, issue dates with 00 month/day, undeclared genre codes, masked val/test
-playlists, missing, broken or odd-length mels); see docs/data-formats.md.
+playlists, missing, broken or odd-length mels), as the README's "Real datasets" lists them.
 """
 from __future__ import annotations
 
@@ -30,15 +30,19 @@ REQUIRED_FILES = ("song_meta.json", "train.json")
 
 
 class DataRootError(FileNotFoundError):
-    """A Melon root that is missing, empty or lacks the files every reader needs."""
+    """A data root (Melon here; Flickr8k for FlickrRootError) that is missing, empty or lacks the files every
+    reader needs: "<dataset> root <root> <problem>. <advice>"."""
+
+    dataset = "Melon"
 
     def __init__(self, root: Path | None, problem: str):
-        super().__init__(
-            f"{'No Melon root' if root is None else f'Melon root {root}'} {problem}. Run `python train.py` with "
-            "data=tag_mel (generated data) or obtain the Melon Playlist Dataset from MTG/melon-playlist-dataset "
-            "and pass data.root=..."
-        )
+        name = f"No {self.dataset} root" if root is None else f"{self.dataset} root {root}"
+        super().__init__(f"{name} {problem}. {self.advice()}")
         self.root = root
+
+    def advice(self) -> str:
+        return ("Run `python train.py` with data=tag_mel (generated data) or obtain the Melon Playlist Dataset from "
+                "MTG/melon-playlist-dataset and pass data.root=...")
 
 
 def check_root(root: str | os.PathLike | None) -> Path:

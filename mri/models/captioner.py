@@ -129,6 +129,8 @@ class Captioner(nn.Module):
     Decoded ids hold the words, then EOS, then PAD for captions that ended early; BOS is not included.
     """
 
+    kind = "captioner"  # what its checkpoints say they hold (mri.checkpoints.KINDS)
+
     def __init__(
         self,
         vocab_size: int,

@@ -11,23 +11,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Callable
 
-import hydra
 import torch
-from lightning import LightningModule
 from lightning.pytorch.loggers import WandbLogger
 from torch import nn
-from torchmetrics import MaxMetric, MeanMetric
 
+from mri.checkpoints import load_module
 from mri.data.caption_datamodule import IMAGENET_MEAN, IMAGENET_STD
 from mri.data.vocab import PAD_ID, Vocabulary, tokenize
 from mri.metrics.captioning import CaptionMetrics
-from mri.checkpoints import read_checkpoint, wandb_run_id
+from mri.models.base_module import MRIModule
 
 log = logging.getLogger(__name__)
-
-KIND = "captioner"
 
 
 def batch_loss(net: nn.Module, batch) -> torch.Tensor:
@@ -37,25 +32,25 @@ def batch_loss(net: nn.Module, batch) -> torch.Tensor:
     return nn.functional.cross_entropy(logits.flatten(0, 1), captions[:, 1:].flatten(), ignore_index=PAD_ID)
 
 
-class CaptionerModule(LightningModule):
-    """net: a Captioner, or its Hydra config (how `load_from_checkpoint` rebuilds it from hparams.net).
+class CaptionerModule(MRIModule):
+    """net: a Captioner, or its Hydra config; optimizer, scheduler: Hydra configs (see MRIModule).
 
     beam_size: beams of validation, test and `caption` (1: greedy); max_len: most words + EOS a
     caption gets; length_penalty: beam scores are divided by length**length_penalty;
     num_samples: images per validation with predicted and reference captions in a W&B table.
     """
 
-    def __init__(self, net: nn.Module | Mapping, optimizer: Callable, scheduler: Callable | None = None,
-                 beam_size: int = 3, max_len: int = 24, length_penalty: float = 0.0, num_samples: int = 8):
-        super().__init__()
-        self.save_hyperparameters(logger=False, ignore=["net"])
-        self.net = hydra.utils.instantiate(net) if isinstance(net, Mapping) else net
-        self.train_loss = MeanMetric()
+    monitor = "bleu4"
+
+    def __init__(self, net: nn.Module | Mapping, optimizer, scheduler=None, beam_size: int = 3, max_len: int = 24,
+                 length_penalty: float = 0.0, num_samples: int = 8):
+        super().__init__(net, optimizer, scheduler, beam_size=beam_size, max_len=max_len,
+                         length_penalty=length_penalty, num_samples=num_samples)
         self.val_metrics = CaptionMetrics(tokenize)
         self.test_metrics = CaptionMetrics(tokenize)
-        self.val_best = MaxMetric()  # best-so-far val/bleu4: what checkpoints and sweeps optimise
         self.vocab: Vocabulary | None = None  # from the datamodule or a checkpoint
         self.image_size: int | list[int] | None = None  # the datamodule's, for captioning new photos
+        self.facts: dict = {}  # where the data came from: root, generated (see data_facts)
         self._samples: list[tuple[torch.Tensor, str, list[str]]] = []  # this validation's W&B table rows
 
     def forward(self, images: torch.Tensor, captions: torch.Tensor) -> torch.Tensor:
@@ -71,31 +66,33 @@ class CaptionerModule(LightningModule):
             ids = self.net.beam_search(images, beam_size, self.hparams.max_len, self.hparams.length_penalty)
         return [self.vocab.decode(row) for row in ids.tolist()]
 
-    def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if getattr(datamodule, "vocab", None) is not None:
-            self._adopt_vocab(datamodule.vocab.to_list())
-            self.image_size = getattr(datamodule, "image_size", self.image_size)
+    loss = staticmethod(batch_loss)
 
-    def _adopt_vocab(self, words: list[str]) -> None:
+    def facts_of(self, datamodule) -> dict | None:
+        if getattr(datamodule, "vocab", None) is None:
+            return None
+        return {"vocab": datamodule.vocab.to_list(), "image_size": datamodule.image_size,
+                "root": str(datamodule.root), "generated": datamodule.hparams.get("generate") is not None}
+
+    def data_facts(self) -> dict:
+        """vocab (the words, in id order), image_size (of the training images), the Flickr root and whether it
+        was generated (a captioner that has only seen generated scenes is weak on real photos)."""
+        return {**self.facts, "vocab": self.vocab.to_list() if self.vocab else None, "image_size": self.image_size}
+
+    def adopt_data_facts(self, facts: dict) -> None:
         """Keep the vocabulary of the data and of a checkpoint, refusing a mismatch between the two."""
-        if self.vocab is not None and self.vocab.to_list() != list(words):
-            raise ValueError(f"the checkpoint was trained with another vocabulary than the data gives now "
-                             f"({len(self.vocab)} vs {len(words)} words): use the data config it was trained with")
-        if len(words) > self.net.decoder.head.out_features:
-            raise ValueError(f"the vocabulary has {len(words)} words, the network's output only "
-                             f"{self.net.decoder.head.out_features}: raise model.net.vocab_size")
-        self.vocab = Vocabulary.from_list(words)
-        self.net.restrict_output(len(words))
-
-    def on_train_start(self) -> None:
-        self.val_best.reset()  # forget the sanity check's value
-
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        loss = batch_loss(self.net, batch)
-        self.train_loss(loss)
-        self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
-        return loss
+        words = facts.get("vocab")
+        if words:
+            if self.vocab is not None and self.vocab.to_list() != list(words):
+                raise ValueError(f"the checkpoint was trained with another vocabulary than the data gives now "
+                                 f"({len(self.vocab)} vs {len(words)} words): use the data config it was trained with")
+            if len(words) > self.net.decoder.head.out_features:
+                raise ValueError(f"the vocabulary has {len(words)} words, the network's output only "
+                                 f"{self.net.decoder.head.out_features}: raise model.net.vocab_size")
+            self.vocab = Vocabulary.from_list(words)
+            self.net.restrict_output(len(words))
+        self.image_size = facts.get("image_size", self.image_size)
+        self.facts = {**self.facts, **{k: v for k, v in facts.items() if k not in ("vocab", "image_size")}}
 
     def _score_split(self, batch, metrics: CaptionMetrics) -> list[str]:
         images, references, index = batch  # (B, 3, H, W), B lists of raw captions, (B,)
@@ -108,23 +105,18 @@ class CaptionerModule(LightningModule):
         if self._wandb() is not None and len(self._samples) < self.hparams.num_samples:
             images, references, _ = batch
             room = self.hparams.num_samples - len(self._samples)
-            self._samples += list(zip(images[:room].cpu(), hypotheses, references))
+            self._samples += list(zip(images[:room].cpu(), hypotheses[:room], references[:room], strict=True))
 
     def test_step(self, batch, batch_idx: int) -> None:
         self._score_split(batch, self.test_metrics)
 
     def on_validation_epoch_start(self) -> None:
-        self.val_metrics.reset()
+        super().on_validation_epoch_start()
         self._samples = []
 
     def on_validation_epoch_end(self) -> None:
-        values = self._log_split("val", self.val_metrics)
-        self.val_best(values["bleu4"])
-        self.log("val/bleu4_best", self.val_best.compute(), sync_dist=True, prog_bar=True)
+        self.log_best(self._log_split("val", self.val_metrics)["bleu4"])
         self._log_samples()
-
-    def on_test_epoch_start(self) -> None:
-        self.test_metrics.reset()
 
     def on_test_epoch_end(self) -> None:
         self._log_split("test", self.test_metrics)
@@ -151,35 +143,7 @@ class CaptionerModule(LightningModule):
                 for image, hyp, refs in self._samples]
         logger.log_table("val/samples", columns=["image", "prediction", "references"], data=rows, step=self.global_step)
 
-    def configure_optimizers(self):
-        optimizer = self.hparams.optimizer(params=[p for p in self.trainer.model.parameters() if p.requires_grad])
-        if self.hparams.scheduler is None:
-            return {"optimizer": optimizer}
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.hparams.scheduler(optimizer=optimizer),
-                                                         "interval": "epoch"}}
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["mri"] = {"module": KIND, "vocab": self.vocab.to_list() if self.vocab else None,
-                             "image_size": self.image_size, "wandb_run_id": wandb_run_id(self)}
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        saved = check_kind(checkpoint)
-        if saved.get("vocab"):
-            self._adopt_vocab(saved["vocab"])
-        self.image_size = saved.get("image_size", self.image_size)
-
-
-def check_kind(checkpoint: dict) -> dict:
-    """The checkpoint's "mri" entry; an error saying what to pass when it is not a captioner's."""
-    saved = checkpoint.get("mri", {})
-    if saved.get("module") != KIND:
-        raise ValueError(f"this checkpoint holds a {saved.get('module', 'non-MRI')!r} model, not a captioner: "
-                         "pass a checkpoint written by `python train.py model=captioner`")
-    return saved
-
 
 def load_captioner(ckpt_path: str | Path, map_location: str | torch.device = "cpu") -> CaptionerModule:
     """A trained captioner for inference alone, in eval mode: network, vocabulary and image size from the checkpoint."""
-    check_kind(read_checkpoint(ckpt_path))
-    module = CaptionerModule.load_from_checkpoint(ckpt_path, map_location=map_location, weights_only=False)
-    return module.eval()
+    return load_module(ckpt_path, ("captioner",), map_location)

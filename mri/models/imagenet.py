@@ -57,11 +57,14 @@ def _lite0(pretrained: bool) -> nn.Module:
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
     if pretrained:
         ours, theirs = model.state_dict(), lite0_weights()
-        mismatched = [(a, b) for a, b in zip(ours, theirs) if ours[a].shape != theirs[b].shape]
-        if len(ours) != len(theirs) or mismatched:
+        if len(ours) != len(theirs):
+            raise RuntimeError(f"the {WEIGHTS_PACKAGE} weights hold {len(theirs)} tensors, timm's "
+                               f"tf_efficientnet_lite0 {len(ours)}: install timm>=0.9")
+        mismatched = [(a, b) for a, b in zip(ours, theirs, strict=True) if ours[a].shape != theirs[b].shape]
+        if mismatched:
             raise RuntimeError(f"the {WEIGHTS_PACKAGE} weights do not fit timm's tf_efficientnet_lite0 "
                                f"(first mismatch {mismatched[:1]}): install timm>=0.9")
-        model.load_state_dict(dict(zip(ours, theirs.values())), strict=True)
+        model.load_state_dict(dict(zip(ours, theirs.values(), strict=True)), strict=True)
     return model
 
 

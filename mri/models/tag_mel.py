@@ -34,6 +34,8 @@ class EarlyFusionNet(nn.Module):
     at the first layer. Exact for every (tag, song) pair, but a query runs the network once per song.
     """
 
+    kind = "early_fusion"  # what its checkpoints say they hold (mri.checkpoints.KINDS)
+
     def __init__(
         self,
         num_tags: int,
@@ -91,6 +93,8 @@ class TwoTowerNet(nn.Module):
     Song tower: mel -> backbone -> Linear -> dim; tag tower: an embedding. Song vectors can be
     computed once, so scoring a catalogue for T tags is one (T, dim) x (dim, N) product.
     """
+
+    kind = "two_tower"  # what its checkpoints say they hold (mri.checkpoints.KINDS)
 
     def __init__(
         self,

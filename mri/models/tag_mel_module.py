@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Callable
 
-import hydra
 import torch
-from lightning import LightningModule
 from torch import nn
-from torchmetrics import MaxMetric, MeanMetric
 
-from mri.checkpoints import wandb_run_id
 from mri.metrics.ranking import TagRankingMetrics, popularity_ranking, random_ranking
+from mri.models.base_module import MRIModule
 
 log = logging.getLogger(__name__)
 
@@ -33,45 +29,47 @@ def batch_loss(net: nn.Module, batch) -> torch.Tensor:
     return nn.functional.mse_loss(net.score_matrix(tags, mels), target.T)  # (T, B)
 
 
-class TagMelModule(LightningModule):
-    """net: an nn.Module with forward(tags, mels) -> (B,) and score_matrix(tags, mels) -> (T, N),
-    or its Hydra config (how `load_from_checkpoint` rebuilds it: the config is saved as hparams.net)."""
+class TagMelModule(MRIModule):
+    """net: an nn.Module with forward(tags, mels) -> (B,) and score_matrix(tags, mels) -> (T, N) (TwoTowerNet,
+    EarlyFusionNet), or its Hydra config; optimizer, scheduler: Hydra configs (see MRIModule)."""
 
-    def __init__(self, net: nn.Module | Mapping, optimizer: Callable, scheduler: Callable | None = None, k: int = 10):
-        super().__init__()
-        self.save_hyperparameters(logger=False, ignore=["net"])
-        self.net = hydra.utils.instantiate(net) if isinstance(net, Mapping) else net
-        self.train_loss = MeanMetric()
+    def __init__(self, net: nn.Module | Mapping, optimizer, scheduler=None, k: int = 10):
+        super().__init__(net, optimizer, scheduler, k=k)
+        self.monitor = f"ndcg@{k}"
         self.val_metrics = TagRankingMetrics(k)
         self.test_metrics = TagRankingMetrics(k)
-        self.val_best = MaxMetric()  # best-so-far val/ndcg@k: what checkpoints and sweeps optimise
-        self.query_tags: list[str] | None = None  # filled from the datamodule, saved in checkpoints
+        self.facts: dict = {}  # data facts: from the datamodule, or from a checkpoint (see data_facts)
+
+    @property
+    def query_tags(self) -> list[str] | None:
+        return self.facts.get("query_tags")
 
     def forward(self, tags: torch.Tensor, mels: torch.Tensor) -> torch.Tensor:
         return self.net(tags, mels)
 
-    def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        self._adopt_query_tags(getattr(datamodule, "query_tags", None))
+    loss = staticmethod(batch_loss)
 
-    def _adopt_query_tags(self, tags) -> None:
-        """Keep the query tags of the data and of a checkpoint, refusing a mismatch between the two."""
-        if tags is None:
-            return
-        if self.query_tags is not None and list(self.query_tags) != list(tags):
+    def facts_of(self, datamodule) -> dict | None:
+        if getattr(datamodule, "query_tags", None) is None:
+            return None
+        hp = datamodule.hparams
+        return {"query_tags": list(datamodule.query_tags), "root": str(datamodule.root),
+                "generated": hp.get("generate") is not None, "min_tag_count": hp.min_tag_count,
+                "similarity_dim": hp.similarity_dim, "features": str(datamodule.store.folder)}
+
+    def data_facts(self) -> dict:
+        """query_tags (the model's tag ids, in order), the Melon root and whether it was generated, the tag
+        similarity settings (min_tag_count, similarity_dim) and the feature store's folder."""
+        return dict(self.facts)
+
+    def adopt_data_facts(self, facts: dict) -> None:
+        """Keep the facts of the data and of a checkpoint, refusing other query tags between the two."""
+        tags = facts.get("query_tags")
+        if self.query_tags is not None and tags is not None and list(self.query_tags) != list(tags):
             raise ValueError(f"the checkpoint was trained on other query tags than the data gives now "
                              f"({len(self.query_tags)} vs {len(tags)} tags, first {self.query_tags[:3]} vs "
                              f"{list(tags)[:3]}): use the data.root and data.num_tags it was trained with")
-        self.query_tags = list(tags)
-
-    def on_train_start(self) -> None:
-        self.val_best.reset()  # forget the sanity check's value
-
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        loss = batch_loss(self.net, batch)
-        self.train_loss(loss)
-        self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
-        return loss
+        self.facts = {**self.facts, **facts}
 
     def _score_split(self, batch, metrics: TagRankingMetrics) -> None:
         mels, target, index = batch  # (B, 1, 48, k), (B, T), (B,)
@@ -84,13 +82,8 @@ class TagMelModule(LightningModule):
     def test_step(self, batch, batch_idx: int) -> None:
         self._score_split(batch, self.test_metrics)
 
-    def on_validation_epoch_start(self) -> None:
-        self.val_metrics.reset()
-
     def on_validation_epoch_end(self) -> None:
-        values = self._log_split("val", self.val_metrics)
-        self.val_best(values[f"ndcg@{self.hparams.k}"])
-        self.log(f"val/ndcg@{self.hparams.k}_best", self.val_best.compute(), sync_dist=True, prog_bar=True)
+        self.log_best(self._log_split("val", self.val_metrics)[self.monitor])
 
     def on_test_epoch_end(self) -> None:
         self._log_split("test", self.test_metrics)
@@ -111,24 +104,6 @@ class TagMelModule(LightningModule):
         if not self.trainer.sanity_checking:
             log.info("%s over %d songs x %d tags\n%s", stage, target.shape[1], target.shape[0], format_table(rows))
         return values
-
-    def configure_optimizers(self):
-        optimizer = self.hparams.optimizer(params=self.trainer.model.parameters())
-        if self.hparams.scheduler is None:
-            return {"optimizer": optimizer}
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.hparams.scheduler(optimizer=optimizer),
-                                                         "interval": "epoch"}}
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["mri"] = {"module": "tag_mel", "query_tags": self.query_tags, "wandb_run_id": wandb_run_id(self)}
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        saved = checkpoint.get("mri", {})
-        if saved.get("module") != "tag_mel":
-            raise ValueError(f"this checkpoint holds a {saved.get('module', 'non-MRI')!r} model, not a tag-mel "
-                             "model: pass a checkpoint written by `python train.py model=squeezenet` (or another "
-                             "tag-mel model config)")
-        self._adopt_query_tags(saved.get("query_tags"))
 
 
 def format_table(rows: dict[str, dict[str, float]]) -> str:

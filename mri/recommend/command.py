@@ -9,37 +9,14 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from mri.caption import IMAGE_SUFFIXES, image_paths
+from mri.checkpoints import KINDS, CheckpointError, latest_checkpoint
 from mri.data.features import MelFeatures
+from mri.models.tag_mel_module import TagMelModule
 from mri.recommend.index import SongIndex
-from mri.checkpoints import read_checkpoint
 from mri.recommend.pipeline import PhotoError, PhotoResult, Recommender, load_tag_mel
 from mri.recommend.wandb_table import log_recommendations
 
 log = logging.getLogger(__name__)
-
-# kind -> (what identifies its runs' config, the command that trains one)
-KINDS = {
-    "two_tower": (("model", "net", "_target_"), "TwoTowerNet", "python train.py model=squeezenet"),
-    "early_fusion": (("model", "net", "_target_"), "EarlyFusionNet", "python train.py model=squeezenet_early"),
-    "captioner": (("model", "_target_"), "CaptionerModule", "python train.py model=captioner"),
-}
-
-
-def latest_checkpoint(log_dir: str | Path, kind: str) -> Path:
-    """best.ckpt of the latest training run of this kind under log_dir/train/runs; an error naming the command."""
-    keys, target, command = KINDS[kind]
-    runs = Path(log_dir) / "train" / "runs"
-    for run in sorted(runs.glob("*"), reverse=True):  # run folders are named by start time
-        ckpt, config = run / "checkpoints" / "best.ckpt", run / ".hydra" / "config.yaml"
-        if ckpt.is_file() and config.is_file():
-            node = OmegaConf.load(config)
-            for key in keys:
-                node = node.get(key) if node is not None else None
-            if isinstance(node, str) and node.endswith(target):
-                return ckpt
-    raise FileNotFoundError(f"no {kind} checkpoint under {runs}: train one with `{command}` "
-                            f"or pass its path")
-
 
 def checkpoints(cfg: DictConfig, photos: bool) -> dict[str, Path | None]:
     """The checkpoints a run uses: explicit paths, or the latest runs under paths.log_dir.
@@ -49,7 +26,7 @@ def checkpoints(cfg: DictConfig, photos: bool) -> dict[str, Path | None]:
     def pick(key: str, kind: str) -> Path:
         path = Path(cfg[key]) if cfg.get(key) else latest_checkpoint(cfg.paths.log_dir, kind)
         if not path.is_file():
-            raise FileNotFoundError(f"{key}={path} does not exist: train one with `{KINDS[kind][2]}`")
+            raise CheckpointError(f"{key}={path} does not exist: train one with `{KINDS[kind][1]}`")
         return path
 
     return {"tag_mel": pick("tag_mel_ckpt", "two_tower"),
@@ -62,23 +39,21 @@ def index_dir(cfg: DictConfig, tag_mel_ckpt: Path) -> Path:
     return Path(cfg.index_dir) if cfg.get("index_dir") else tag_mel_ckpt.resolve().parents[1] / "song_index"
 
 
-def feature_store(cfg: DictConfig, tag_mel_ckpt: Path) -> MelFeatures:
-    """cfg.features, or the store the checkpoint was trained on (its run's data.json)."""
-    if cfg.get("features"):
-        return MelFeatures(cfg.features)
-    data_json = tag_mel_ckpt.resolve().parents[1] / "data.json"
-    if not data_json.is_file():
-        raise FileNotFoundError(f"{data_json} is missing, so the feature store {tag_mel_ckpt} was trained on is "
-                                "unknown: pass features=<feature store folder>")
-    folder = Path(json.loads(data_json.read_text(encoding="utf-8"))["features"])
+def feature_store(cfg: DictConfig, module: TagMelModule, tag_mel_ckpt: Path) -> MelFeatures:
+    """cfg.features, or the store the checkpoint says it was trained on."""
+    folder = cfg.get("features") or module.facts.get("features")
+    if not folder:
+        raise CheckpointError(f"{tag_mel_ckpt} does not say which feature store it was trained on: pass "
+                              "features=<feature store folder>")
+    folder = Path(folder)
     return MelFeatures(folder if folder.is_absolute() else Path(cfg.paths.root_dir) / folder)
 
 
 def build_index(cfg: DictConfig, tag_mel_ckpt: Path) -> SongIndex:
     module = load_tag_mel(tag_mel_ckpt)
-    store = feature_store(cfg, tag_mel_ckpt)
+    store = feature_store(cfg, module, tag_mel_ckpt)
     index = SongIndex.build(index_dir(cfg, tag_mel_ckpt), module.net, store, module.query_tags, tag_mel_ckpt,
-                            config=read_checkpoint(tag_mel_ckpt)["hyper_parameters"].get("net", {}), dtype=cfg.index_dtype)
+                            config=module.hparams.net, dtype=cfg.index_dtype)
     log.info("song index %s: %d songs x %d dims (%s), built in %.1f s", index.folder, len(index), index.dim,
              index.meta["dtype"], index.meta["build_seconds"])
     return index

@@ -1,6 +1,6 @@
 """Photo -> caption -> keywords -> weighted Melon tags -> top-k songs, with every step kept for display.
 
-    recommender = Recommender.load(tag_mel_ckpt, captioner_ckpt, index_dir)
+    recommender = Recommender.load(captioner_ckpt, tag_mel_ckpt, index_dir)
     for result in recommender.recommend([Path("beach.jpg")], k=10):
         print(result.to_dict())  # PhotoResult (caption, trail, songs) or PhotoError (why the photo was unusable)
 
@@ -21,6 +21,7 @@ from mri.data.features import MelFeatures
 from mri.data.images import BadImage
 from mri.data.melon import genre_name, read_genres, read_playlists, read_songs
 from mri.data.tags import TagSimilarity, TagVocabulary
+from mri.checkpoints import KINDS, CheckpointError, expect_kind, load_module, read_checkpoint
 from mri.models.captioner_module import CaptionerModule, load_captioner
 from mri.models.tag_mel_module import TagMelModule
 from mri.recommend.bridge import Bridge, Lexicon, Trail
@@ -72,16 +73,18 @@ class Catalogue:
         return self.songs.get(song_id, ("?", "?", "?"))
 
 
-def load_tag_mel(ckpt_path: str | Path) -> TagMelModule:
-    module = TagMelModule.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=False)
+def load_tag_mel(ckpt_path: str | Path, kind: str = "two_tower") -> TagMelModule:
+    """A tag-mel model of this kind (two_tower, or early_fusion for reranking) for inference, from its checkpoint."""
+    module = load_module(ckpt_path, (kind,))
     if not module.query_tags:
-        raise ValueError(f"{ckpt_path} holds no query tags: train it with `python train.py model=squeezenet`")
-    return module.eval()
+        raise CheckpointError(f"{ckpt_path} holds no query tags: retrain it with `{KINDS[kind][1]}`")
+    return module
 
 
 def make_bridge(root: str | Path, query_tags: Sequence[str], lexicon: str | None = None, similarity_dim: int | None = 16,
                 min_tag_count: int = 1, **options) -> Bridge:
-    """A Bridge over the tags of a Melon root's training playlists; options: Bridge's widening settings."""
+    """A Bridge over the tags of a Melon root's training playlists, with the tag similarity settings the tag-mel
+    model was trained with; options: Bridge's widening settings."""
     playlists = read_playlists(root, "train")
     similarity = TagSimilarity(TagVocabulary.from_playlists(playlists, min_tag_count), playlists, similarity_dim)
     return Bridge(Lexicon.load(lexicon), similarity, query_tags, **options)
@@ -110,8 +113,14 @@ class Recommender:
         index = SongIndex.open(index_dir, tag_mel_ckpt)
         store = index.features()
         root = store.meta["root"]
-        return cls(load_captioner(captioner_ckpt), index, make_bridge(root, index.query_tags, **(bridge or {})),
-                   Catalogue(root), store, load_tag_mel(rerank_ckpt) if rerank_ckpt else None, **options)
+        checkpoint = read_checkpoint(tag_mel_ckpt)
+        expect_kind(checkpoint, tag_mel_ckpt, ("two_tower",))
+        trained = checkpoint["mri"].get("data") or {}  # its tag similarity, unless bridge says otherwise
+        bridge = {**{k: trained[k] for k in ("min_tag_count", "similarity_dim") if k in trained},
+                  **{k: v for k, v in (bridge or {}).items() if v is not None}}
+        return cls(load_captioner(captioner_ckpt), index, make_bridge(root, index.query_tags, **bridge),
+                   Catalogue(root), store, load_tag_mel(rerank_ckpt, "early_fusion") if rerank_ckpt else None,
+                   **options)
 
     def recommend(self, paths: Sequence[Path], k: int = 10) -> Iterator[PhotoResult | PhotoError]:
         """One result per path, in order; an unusable photo gives a PhotoError and the others go on."""

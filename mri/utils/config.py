@@ -21,6 +21,7 @@ def compose_config(config_name: str, overrides: list[str], output_dir: Path, dat
         cfg.paths.log_dir = str(Path(output_dir) / "logs")
         cfg.hydra.runtime.output_dir = str(output_dir)
         cfg.hydra.job.num = 0
-        cfg.extras.print_config = False
+        if "extras" in cfg:
+            cfg.extras.print_config = False
     HydraConfig().set_config(cfg)  # lets ${hydra:...} resolve
     return cfg

@@ -3,7 +3,7 @@
 Images are rendered scenes of the themes (mri.data.synthetic.scenes) with five captions each; split
 files hold 75/12.5/12.5% of them like the real 6000/1000/1000, and, as in the release, a few caption
 entries name images that are in no split or have no file. The theme of every image lies beside the
-Flickr files in `mri_synthetic.json`; the readers never need it. See docs/data-formats.md.
+Flickr files in `mri_synthetic.json`; the readers never need it.
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ Every song has a primary theme and mixes in a secondary one in its own measure (
 another theme entirely); its mel carries the themes' sounds with noise, its metadata their words and
 genres.
 Playlists draw a theme, tags from it and mostly songs from it. The ground truth lies beside the
-Melon files in `mri_synthetic.json`; the readers never need it. See docs/design.md.
+Melon files in `mri_synthetic.json`; the readers never need it.
 """
 from __future__ import annotations
 
