@@ -53,7 +53,7 @@ def test_an_interrupted_build_never_looks_complete(melon, tmp_path, monkeypatch)
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(features, "_moments", crash)
+    monkeypatch.setattr(features, "feature_moments", crash)
     with pytest.raises(KeyboardInterrupt):
         build_features(melon, FeatureSpec(), tmp_path, range(120))
     assert not list(tmp_path.glob("*/meta.json"))

@@ -233,7 +233,7 @@ class StoreBuilder:
                 kept.append(part.song_ids)
                 explained.append(part.explained)
                 report.merge(part.report)
-        mean, std = _moments(total, squares, n)
+        mean, std = feature_moments(total, squares, n)
         np.save(tmp / "song_ids.npy", np.concatenate(kept))
         report.write(tmp / "report.json")
         if ws.basis_path.is_file():
@@ -273,7 +273,7 @@ def _missing_folders(report: MelReport, song_ids: np.ndarray) -> list[int]:
     return [int(f) for f, n in zip(folders, wanted) if absent.get(f, 0) == n]
 
 
-def _moments(total: np.ndarray, squares: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def feature_moments(total: np.ndarray, squares: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-(band, component) mean and std from float64 sums over n rows; std floored at 1e-6."""
     mean = total / n
     std = np.sqrt(np.maximum(squares / n - mean**2, 0.0))

@@ -12,6 +12,7 @@ import io
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -19,6 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from mri.data.report import SkipReport
+from mri.utils.errors import InputError
 
 N_MELS = 48  # mel bands
 N_FRAMES = 1876  # frames of 0:20-0:50 at 62.5 frames/s
@@ -67,9 +69,75 @@ def check_mel_root(root: str | os.PathLike | None) -> Path:
     return root
 
 
-def _read_json(path: Path):
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+class MelonFormatError(InputError, ValueError):
+    """A Melon JSON file that is truncated or not Melon's; the message names the file and its first bad record."""
+
+
+SONG_FIELDS = ("id",)  # what every song_meta.json record has (the others may be absent or null)
+PLAYLIST_FIELDS = ("id", "tags", "songs")  # what every train/val/test.json record has (val/test: maybe empty)
+
+
+def _read_json(path: Path, object_hook=None):
+    """json.load, with a MelonFormatError saying where a truncated or non-JSON file goes wrong."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f, object_hook=object_hook)
+    except json.JSONDecodeError as err:
+        with open(path, "rb") as f:
+            f.seek(max(0, err.pos - 60))
+            near = f.read(80).decode("utf-8", "replace")
+        raise MelonFormatError(
+            f"{path} is not whole JSON: {err.msg} (line {err.lineno}, column {err.colno}, byte {err.pos:,} of "
+            f"{path.stat().st_size:,}, near {near!r}). A file cut short by an interrupted download or unpacking "
+            "ends like this: fetch or unpack it again") from None
+    except UnicodeDecodeError as err:
+        raise MelonFormatError(f"{path} is not UTF-8 text (byte {err.start:,}): is it a Melon JSON file?") from None
+
+
+class _RecordCheck:
+    """Checks each record of a Melon JSON list as it is parsed (a json object_hook): fields and integer id."""
+
+    def __init__(self, path: Path, fields: tuple[str, ...], kind: str):
+        self.path, self.fields, self.kind = path, fields, kind
+        self.ids: list[int] = []  # of the records checked so far, in file order
+
+    def __call__(self, record: dict) -> dict:
+        missing = [f for f in self.fields if f not in record]
+        ident = record.get("id")
+        if missing or not _is_int(ident):
+            what = (f"lacks the field{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}" if missing
+                    else f"has the id {ident!r}, not an integer")
+            raise MelonFormatError(
+                f"record {len(self.ids)} of {self.path} ({'id ' + repr(ident) if _is_int(ident) else 'no integer id'}) "
+                f"{what}; its fields are {', '.join(map(repr, record))}. A Melon {self.kind} record has "
+                f"{', '.join(map(repr, self.fields))}: is this the release's {self.path.name}?")
+        self.ids.append(ident)
+        return record
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _read_records(path: Path, fields: tuple[str, ...], kind: str, object_hook=None) -> list:
+    """A Melon JSON list, each record checked (then passed through `object_hook`), duplicated ids refused."""
+    check = _RecordCheck(path, fields, kind)
+    hook = check if object_hook is None else (lambda r: object_hook(check(r)))
+    records = _read_json(path, hook)
+    if not isinstance(records, list):
+        raise MelonFormatError(f"{path} holds a JSON {type(records).__name__}, not the list of {kind} records "
+                               "a Melon file is")
+    _refuse_duplicates(path, np.asarray(check.ids, dtype=np.int64), kind)
+    return records
+
+
+def _refuse_duplicates(path: Path, ids: np.ndarray, kind: str) -> None:
+    order = np.argsort(ids, kind="stable")
+    same = np.flatnonzero(ids[order][1:] == ids[order][:-1])
+    if len(same):
+        first, second = sorted(order[same[0]:same[0] + 2])
+        raise MelonFormatError(f"{path}: records {first} and {second} are both {kind} id {int(ids[first])} "
+                               f"({len(same)} duplicated ids in all); a Melon file lists each {kind} once")
 
 
 @dataclass(frozen=True)
@@ -109,18 +177,15 @@ class Song:
 
 
 def read_songs(root: str | os.PathLike) -> list[Song]:
-    """All songs of song_meta.json, in file order (ids 0..n-1 in the release)."""
-    return [Song.from_record(r) for r in _read_json(check_root(root) / "song_meta.json")]
+    """All songs of song_meta.json, in file order (ids 0..n-1 in the release); MelonFormatError for a bad file."""
+    return _read_records(check_root(root) / "song_meta.json", SONG_FIELDS, "song", Song.from_record)
 
 
 def read_song_ids(root: str | os.PathLike) -> np.ndarray:
     """The ids of song_meta.json, sorted: (n,) int64, without keeping the records (a few MB for 707,989 songs)."""
     path = check_root(root) / "song_meta.json"
-    with open(path, encoding="utf-8") as f:
-        ids = json.load(f, object_hook=lambda r: r.get("id", r))  # each record becomes its id as soon as it is read
-    if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
-        raise ValueError(f"{path} is not a list of song records with integer ids")
-    return np.unique(np.asarray(ids, dtype=np.int64))
+    ids = _read_records(path, SONG_FIELDS, "song", lambda r: r["id"])  # each record becomes its id once read
+    return np.sort(np.asarray(ids, dtype=np.int64))
 
 
 @dataclass(frozen=True)
@@ -153,7 +218,36 @@ def read_playlists(root: str | os.PathLike, split: str = "train") -> list[Playli
     path = check_root(root) / f"{split}.json"
     if not path.is_file():
         raise DataRootError(path.parent, f"lacks {path.name}")
-    return [Playlist.from_record(r) for r in _read_json(path)]
+    playlists = _read_records(path, PLAYLIST_FIELDS, "playlist")
+    for i, record in enumerate(playlists):
+        songs, tags = record["songs"], record["tags"]
+        if not (isinstance(songs, list) and all(map(_is_int, songs))):
+            raise MelonFormatError(f"record {i} of {path} (playlist {record['id']}): 'songs' must be a list of "
+                                   f"integer song ids, not {str(songs)[:80]}")
+        if not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
+            raise MelonFormatError(f"record {i} of {path} (playlist {record['id']}): 'tags' must be a list of "
+                                   f"strings, not {str(tags)[:80]}")
+        playlists[i] = Playlist.from_record(record)
+    return playlists
+
+
+def check_playlist_songs(root: str | os.PathLike, split: str, playlists: Sequence[Playlist],
+                         song_ids: np.ndarray) -> None:
+    """MelonFormatError naming the first playlist of `split` that holds a song song_meta.json lacks.
+
+    song_ids: sorted (read_song_ids). The release has no such song; a copy mixing files of two releases does.
+    """
+    ends = np.cumsum(np.fromiter((len(p.songs) for p in playlists), np.int64, len(playlists)))  # (P,)
+    songs = np.fromiter((s for p in playlists for s in p.songs), np.int64, int(ends[-1]) if len(ends) else 0)
+    pos = np.searchsorted(song_ids, songs).clip(max=max(len(song_ids) - 1, 0))
+    unknown = np.flatnonzero(song_ids[pos] != songs) if len(song_ids) else np.arange(len(songs))
+    if len(unknown):
+        i = int(np.searchsorted(ends, unknown[0], side="right"))  # the playlist holding the first one
+        raise MelonFormatError(
+            f"record {i} of {Path(root) / f'{split}.json'} (playlist {playlists[i].id}) holds song "
+            f"{int(songs[unknown[0]])}, which {Path(root) / 'song_meta.json'} lacks ({len(unknown):,} such entries in "
+            "all): the files come from different copies, or song_meta.json was cut; use the song_meta.json "
+            "released with these playlists")
 
 
 def read_genres(root: str | os.PathLike) -> dict[str, str]:

@@ -15,9 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from mri.data.melon import Playlist
-from mri.data.tags import TagVocabulary, normalize_tag
+from mri.data.tags import PlaylistTags, TagVocabulary
 
 
 @dataclass(frozen=True)
@@ -30,26 +31,19 @@ class SongTags:
     popularity: np.ndarray  # (n_songs,) int64, training playlists holding the song
 
     @classmethod
-    def from_playlists(cls, playlists: Sequence[Playlist], vocab: TagVocabulary, n_songs: int) -> SongTags:
-        index = vocab.index
-        song_idx, tag_idx = [], []
-        popularity = np.zeros(n_songs, dtype=np.int64)
-        for p in playlists:
-            songs = [s for s in p.songs if 0 <= s < n_songs]
-            np.add.at(popularity, songs, 1)
-            for t in {index[n] for n in map(normalize_tag, p.tags) if n in index}:
-                song_idx.extend(songs)
-                tag_idx.extend([t] * len(songs))
-        key = np.asarray(song_idx, dtype=np.int64) * len(vocab) + np.asarray(tag_idx, dtype=np.int64)
-        pairs, counts = np.unique(key, return_counts=True)  # sorted by song, then tag
-        songs, ids = np.divmod(pairs, len(vocab))
-        ptr = np.zeros(n_songs + 1, dtype=np.int64)
-        np.add.at(ptr, songs + 1, 1)
-        ptr = np.cumsum(ptr)
+    def from_playlists(cls, playlists: Sequence[Playlist] | PlaylistTags, vocab: TagVocabulary, n_songs: int,
+                       song_counts: sp.csr_matrix | None = None) -> SongTags:
+        """song_counts: PlaylistTags.song_tag_counts(n_songs), when already computed."""
+        flat = playlists if isinstance(playlists, PlaylistTags) else PlaylistTags(playlists, vocab)
+        counts = flat.song_tag_counts(n_songs) if song_counts is None else song_counts  # (n_songs, V), sorted
+        songs = flat.songs[(flat.songs >= 0) & (flat.songs < n_songs)]
+        popularity = np.bincount(songs, minlength=n_songs).astype(np.int64)
+        ptr, ids, n = counts.indptr.astype(np.int64), counts.indices.astype(np.int64), counts.data
         carried = np.diff(ptr) > 0
-        strongest = np.ones(n_songs)  # count of each song's most frequent tag
-        strongest[carried] = np.maximum.reduceat(counts, ptr[:-1][carried])
-        return cls(ptr, ids, (counts / strongest[songs]).astype(np.float32), popularity)
+        strongest = np.ones(n_songs, dtype=np.float32)  # count of each song's most frequent tag
+        strongest[carried] = np.maximum.reduceat(n, ptr[:-1][carried])
+        weights = n / np.repeat(strongest, np.diff(ptr))
+        return cls(ptr, ids, weights.astype(np.float32), popularity)
 
     def tagged(self, songs: np.ndarray) -> np.ndarray:
         """The songs (of those given) that carry at least one vocabulary tag."""

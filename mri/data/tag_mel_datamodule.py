@@ -17,10 +17,11 @@ from lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
 from mri.data.features import FeatureSpec, MelFeatures, build_features
-from mri.data.melon import DataRootError, check_root, read_playlists, read_songs
+from mri.data.melon import DataRootError, check_playlist_songs, check_root, read_playlists, read_song_ids
 from mri.data.pairs import SongTags, split_songs
+from mri.data.synthetic.features import write_feature_store
 from mri.data.synthetic.melon import generate_melon
-from mri.data.tags import TagSimilarity, TagVocabulary
+from mri.data.tags import PlaylistTags, TagSimilarity, TagVocabulary
 
 log = logging.getLogger(__name__)
 
@@ -100,23 +101,35 @@ class TagMelDataModule(LightningDataModule):
         if self.hparams.generate is not None:
             generate_melon(self.root, **self.hparams.generate)
         check_root(self.root)
-        build_features(self.root, self.spec, self.cache_dir, [s.id for s in read_songs(self.root)])
+        self._features()
+
+    def _features(self) -> MelFeatures:
+        """The feature store: built from the mels, or written directly for a generated root without mels."""
+        if self.hparams.generate is not None and self.hparams.generate.get("write_mels") is False:
+            return write_feature_store(self.root, self.spec, self.cache_dir)
+        return build_features(self.root, self.spec, self.cache_dir, read_song_ids(self.root))
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
         hp = self.hparams
         check_root(self.root)
-        songs = read_songs(self.root)
+        song_ids = read_song_ids(self.root)  # (S,) sorted
         playlists = read_playlists(self.root, "train")
-        self.store = build_features(self.root, self.spec, self.cache_dir, [s.id for s in songs])
+        check_playlist_songs(self.root, "train", playlists, song_ids)
+        self.store = self._features()
         vocab = TagVocabulary.from_playlists(playlists, hp.min_tag_count)
         if len(vocab) == 0:
             raise ValueError(f"no playlist in {self.root / 'train.json'} carries a tag; tags are the queries")
         self.vocab = vocab
         self.query_tags = vocab.tags[:hp.num_tags]
-        self.sim = TagSimilarity(vocab, playlists, hp.similarity_dim).matrix(range(len(self.query_tags)))  # (T, V)
-        self.song_tags = SongTags.from_playlists(playlists, vocab, n_songs=max(s.id for s in songs) + 1)
+        flat = PlaylistTags(playlists, vocab)
+        del playlists  # ~1 GB of Python objects at the real size; workers must not inherit them
+        counts = flat.song_tag_counts(n_songs=int(song_ids[-1]) + 1)  # (S, V) the costly part, done once
+        similarity = TagSimilarity(vocab, flat, hp.similarity_dim, song_counts=counts)
+        self.sim = similarity.matrix(range(len(self.query_tags)))  # (T, V)
+        self.song_tags = SongTags.from_playlists(flat, vocab, len(counts.indptr) - 1, song_counts=counts)
+        del flat, counts, similarity
         usable = self.song_tags.tagged(self.store.song_ids)  # have features and tags
         self.splits = split_songs(usable, hp.val_fraction, hp.test_fraction, hp.split_seed)
         rows = {name: self.store.positions(ids) for name, ids in self.splits.items()}

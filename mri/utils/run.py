@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from mri.utils.atomic import write_text_atomically
+from mri.utils.errors import InputError
 from mri.utils.loggers import close_loggers
 from mri.utils.names import printable
 
@@ -29,6 +30,9 @@ def task_wrapper(task: Callable[[DictConfig], tuple[dict, dict]]) -> Callable[[D
     def wrapped(cfg: DictConfig) -> tuple[dict, dict]:
         try:
             return task(cfg)
+        except InputError as err:  # bad data or settings: the message says it all
+            log.error("%s failed: %s", cfg.get("task_name", "task"), err)
+            raise SystemExit(f"Error: {err}") from None
         except Exception:
             log.exception("%s failed; its output folder is %s", cfg.get("task_name", "task"),
                           cfg.get("paths", {}).get("output_dir"))

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from mri.data.melon import MEL_DIR, N_FRAMES, N_MELS, SPLITS, mel_path
+from mri.data.synthetic import melon_stats
 from mri.data.synthetic.atomic import MARKER, generate_atomically  # noqa: F401 (MARKER: re-exported)
 from mri.data.synthetic.themes import (
     GENERIC_LEANINGS,
@@ -90,8 +91,11 @@ GENERIC_TAG_RATE = 0.05
 CROSS_TAG_RATE = 0.01
 VARIANT_RATE = 0.1  # of the tags that have spelling variants
 MIN_SONGS, MAX_SONGS = 10, 60
+POPULARITY_SIGMA = {"themes": 1.0, "melon": 1.5}  # lognormal song popularity; "melon": ~13% of songs in no playlist
 AFFINITY = mood_affinity()  # (k, k): how off-theme choices (songs, tags, second themes) are drawn
 LEANING_RATE = 0.8  # share of generic tags taken from the theme's leanings
+
+SONG_CHUNK = 10_000  # song_meta.json records per worker task
 
 VARIOUS_ARTISTS = (2727, "Various Artists")  # the real id of the real name
 ARTIST_ID0 = 100_000
@@ -132,8 +136,11 @@ def _pick(rng: np.random.Generator, seq):
 class _Plan:
     """Per-song themes, mixes, popularity and quirks; per-playlist themes and splits."""
 
-    def __init__(self, n_songs, n_playlists, seed, secondary_rate, noise_rate, quirk_rates, write_mels, mel_dtype):
+    def __init__(self, n_songs, n_playlists, seed, secondary_rate, noise_rate, quirk_rates, write_mels, mel_dtype,
+                 statistics="themes"):
         rng, k = _rng(seed, _PLAN), len(THEMES)
+        self.statistics = statistics
+        self.tag_vocabulary = melon_stats.LongTailTags(seed) if statistics == "melon" else None
         self.mel_dtype = np.dtype(mel_dtype)
         self.theme = rng.integers(0, k, n_songs)  # (S,) primary theme index
         noise = rng.random(n_songs) < noise_rate  # sounds entirely like another theme
@@ -141,9 +148,12 @@ class _Plan:
         other = (AFFINITY[self.theme].cumsum(axis=1) > rng.random(n_songs)[:, None]).argmax(axis=1)  # (S,)
         self.secondary = np.where(mixed | noise, other, -1)  # (S,) -1: none
         self.weight = np.where(mixed, rng.uniform(0.2, 0.45, n_songs), noise.astype(float)).round(3)  # (S,)
-        self.popularity = rng.lognormal(0.0, 1.0, n_songs)  # (S,)
+        self.popularity = rng.lognormal(0.0, POPULARITY_SIGMA[statistics], n_songs)  # (S,)
         self.playlist_theme = rng.integers(0, k, n_playlists)  # (P,)
-        self.split = rng.choice(len(SPLITS), n_playlists, p=SPLIT_SHARES)  # (P,)
+        if statistics == "melon":  # the release's counts
+            self.split = melon_stats.split_of_playlists(rng, n_playlists)  # (P,)
+        else:
+            self.split = rng.choice(len(SPLITS), n_playlists, p=SPLIT_SHARES)  # (P,)
 
         self.quirks: dict[str, set[int]] = {}
         order = rng.permutation(n_songs)  # mel quirks take consecutive, hence disjoint, slices
@@ -234,6 +244,30 @@ def _start_worker(root: Path, seed: int, plan: _Plan) -> None:
 
 def _write_mel_folder_in_worker(folder: int) -> None:
     _write_mel_folder(*_worker_job, folder)
+
+
+def _song_records_in_worker(ids: range) -> list[str]:
+    root, seed, plan = _worker_job
+    return [json.dumps(_song_record(seed, i, plan, _n_artists(len(plan.theme))), ensure_ascii=False) for i in ids]
+
+
+def _n_artists(n_songs: int) -> int:
+    return max(3 * len(THEMES), n_songs // 8)
+
+
+def _write_song_meta(root: Path, seed: int, plan: _Plan, workers: int) -> None:
+    """song_meta.json; with workers, records are made in worker processes and written in id order (same bytes)."""
+    n_songs = len(plan.theme)
+    with _JsonList(root / "song_meta.json") as songs:
+        if workers <= 1:
+            for song_id in range(n_songs):
+                songs.append(_song_record(seed, song_id, plan, _n_artists(n_songs)))
+            return
+        chunks = [range(s, min(s + SONG_CHUNK, n_songs)) for s in range(0, n_songs, SONG_CHUNK)]
+        with ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(root, seed, plan)) as pool:
+            for records in pool.map(_song_records_in_worker, chunks):
+                for record in records:
+                    songs.append_json(record)
 
 
 def _write_mels(root: Path, seed: int, plan: _Plan, workers: int) -> None:
@@ -394,11 +428,16 @@ def _playlist_title(rng, theme, tag: str) -> str:
                                               t=tag.strip(), W=_pick(rng, theme.scene_words).title())
 
 
-def _playlist_record(seed, playlist_id, theme_index, pools, in_theme) -> dict:
-    """One playlist record, field order as in train.json; pools: per theme (in, out) (ids, cdf)."""
+def _playlist_record(seed, playlist_id, theme_index, pools, in_theme, vocabulary=None) -> dict:
+    """One playlist record, field order as in train.json; pools: per theme (in, out) (ids, cdf).
+
+    vocabulary: None for the themes' tags, a melon_stats.LongTailTags for the release's statistics.
+    """
     rng, theme = _rng(seed, _PLAYLIST, playlist_id), THEMES[theme_index]
-    tags = _tags(rng, theme_index)
-    n = int(rng.integers(MIN_SONGS, MAX_SONGS + 1))
+    if vocabulary is None:  # the themes' tags, 10-60 songs
+        tags, n = _tags(rng, theme_index), int(rng.integers(MIN_SONGS, MAX_SONGS + 1))
+    else:  # the release's statistics
+        tags, n = vocabulary.draw(rng, theme_index, AFFINITY), melon_stats.playlist_length(rng)
     (ids_in, cdf_in), (ids_out, cdf_out) = pools[theme_index]
     n_out = int(rng.binomial(n, 1 - in_theme))
     n_in = min(n - n_out, len(ids_in))
@@ -444,7 +483,11 @@ class _JsonList:
         self.file.write("[")
 
     def append(self, record: dict) -> None:
-        self.file.write((", " if self.n else "") + json.dumps(record, ensure_ascii=False))
+        self.append_json(json.dumps(record, ensure_ascii=False))
+
+    def append_json(self, record: str) -> None:
+        """Append a record already serialised by json.dumps."""
+        self.file.write((", " if self.n else "") + record)
         self.n += 1
 
     def __enter__(self) -> _JsonList:
@@ -474,7 +517,7 @@ def _write_playlists(root: Path, seed: int, plan: _Plan, in_theme: float) -> Non
     with ExitStack() as stack:
         files = [stack.enter_context(_JsonList(root / f"{split}.json")) for split in SPLITS]
         for pid, (theme_index, split) in enumerate(zip(plan.playlist_theme, plan.split)):
-            record = _playlist_record(seed, pid, int(theme_index), pools, in_theme)
+            record = _playlist_record(seed, pid, int(theme_index), pools, in_theme, plan.tag_vocabulary)
             if SPLITS[split] != "train":
                 record = _mask(_rng(seed, _MASK, pid), record)
             files[split].append(record)
@@ -519,6 +562,7 @@ def generate_melon(
     write_mels: bool = True,
     mel_dtype: str = "float16",
     workers: int = 1,
+    statistics: str = "themes",
 ) -> Path:
     """Write a Melon-format root (same seed, same bytes) and return it; a complete root is kept as is.
 
@@ -526,8 +570,12 @@ def generate_melon(
     share of the others mixing in a second theme (weight 0.2-0.45); in_theme: share of a playlist's
     songs from its theme;
     quirk_rates: overrides of QUIRK_RATES (all 0 when quirks=False); mel_dtype: float16 (half the disk) or
-    float32 (the real files' size: 360 kB each, 240 GB for 707,989 songs); workers: processes for mels.
+    float32 (the real files' size: 360 kB each, 240 GB for 707,989 songs); workers: processes for mels and
+    song_meta.json; statistics: "themes" (the small default: 10-60 songs and 1-5 theme tags per playlist) or
+    "melon" (the release's: split counts, playlist lengths, a long tail of ~30,000 tags; see melon_stats).
     """
+    if statistics not in melon_stats.STYLES:
+        raise ValueError(f"statistics must be one of {', '.join(melon_stats.STYLES)}, not {statistics!r}")
     if mel_dtype not in ("float16", "float32"):
         raise ValueError(f"mel_dtype must be float16 or float32, not {mel_dtype!r}")
     rates = {**QUIRK_RATES, **(quirk_rates or {})} if quirks else dict.fromkeys(QUIRK_RATES, 0.0)
@@ -539,13 +587,12 @@ def generate_melon(
         secondary_rate=secondary_rate, noise_rate=noise_rate, in_theme=in_theme,
         quirk_rates=rates, write_mels=write_mels, mel_dtype=mel_dtype,
     )
+    if statistics != "themes":  # absent by default: roots generated before the option keep their marker
+        params["statistics"] = statistics
 
     def build(tmp: Path) -> None:
-        plan = _Plan(n_songs, n_playlists, seed, secondary_rate, noise_rate, rates, write_mels, mel_dtype)
-        n_artists = max(3 * len(THEMES), n_songs // 8)
-        with _JsonList(tmp / "song_meta.json") as songs:
-            for song_id in range(n_songs):
-                songs.append(_song_record(seed, song_id, plan, n_artists))
+        plan = _Plan(n_songs, n_playlists, seed, secondary_rate, noise_rate, rates, write_mels, mel_dtype, statistics)
+        _write_song_meta(tmp, seed, plan, workers)
         _write_playlists(tmp, seed, plan, in_theme)
         _write_json(tmp / "genre_gn_all.json", genre_table())
         if write_mels:
