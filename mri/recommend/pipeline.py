@@ -24,6 +24,7 @@ from mri.data.tags import TagSimilarity, TagVocabulary
 from mri.models.captioner_module import CaptionerModule, load_captioner
 from mri.models.tag_mel_module import TagMelModule
 from mri.recommend.bridge import Bridge, Lexicon, Trail
+from mri.recommend.ann import SearchSettings
 from mri.recommend.index import SongIndex
 
 
@@ -105,9 +106,11 @@ class Recommender:
 
     @classmethod
     def load(cls, captioner_ckpt: str | Path, tag_mel_ckpt: str | Path, index_dir: str | Path,
-             rerank_ckpt: str | Path | None = None, bridge: dict | None = None, **options) -> "Recommender":
-        """Load the models, open (and check) the index, and build the bridge from the index's Melon root."""
-        index = SongIndex.open(index_dir, tag_mel_ckpt)
+             rerank_ckpt: str | Path | None = None, bridge: dict | None = None, search: SearchSettings | None = None,
+             **options) -> "Recommender":
+        """Load the models, open (and check) the index, and build the bridge from the index's Melon root;
+        search: the index's search settings (None: the kind it was built with)."""
+        index = SongIndex.open(index_dir, tag_mel_ckpt, search)
         store = index.features()
         root = store.meta["root"]
         return cls(load_captioner(captioner_ckpt), index, make_bridge(root, index.query_tags, **(bridge or {})),
