@@ -12,7 +12,7 @@ from mri.recommend.index import IndexProblem
 def main(cfg: DictConfig) -> None:
     try:
         status = recommend(cfg)
-    except (FileNotFoundError, IndexProblem) as err:  # missing checkpoint, index or photo folder: say what to run
+    except (FileNotFoundError, IndexProblem, ValueError) as err:  # missing/bad checkpoint, index, settings
         print(f"recommend: {err}", file=sys.stderr)
         status = 2
     sys.exit(status)  # 1: no photo could be answered

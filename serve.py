@@ -12,7 +12,7 @@ from mri.serve.command import serve
 def main(cfg: DictConfig) -> None:
     try:
         serve(cfg)
-    except (FileNotFoundError, IndexProblem) as err:  # missing checkpoint or index: say what to run
+    except (FileNotFoundError, IndexProblem, ValueError) as err:  # missing or bad checkpoint, index or settings
         print(f"serve: {err}", file=sys.stderr)
         sys.exit(2)
 

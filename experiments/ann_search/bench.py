@@ -110,7 +110,9 @@ def one_at_a_time(fn, queries: torch.Tensor) -> float:
 
 
 def recall(rows: torch.Tensor, truth: torch.Tensor) -> float:
-    return float(np.mean([len(set(a) & set(b)) / truth.shape[1] for a, b in zip(rows.tolist(), truth.tolist(), strict=True)]))
+    """Mean share of the exact top-k each query's rows hold."""
+    pairs = zip(rows.tolist(), truth.tolist(), strict=True)
+    return float(np.mean([len(set(a) & set(b)) / truth.shape[1] for a, b in pairs]))
 
 
 def main() -> None:
