@@ -114,3 +114,24 @@ def test_empty_and_too_long_texts(trained, tmp_path, capsys):
 def test_text_arguments_are_quoted_for_hydra():
     assert quote_text_argument(["recommend.py", "text=비 오는 밤", "image=a.jpg", "text='quoted'", "text=it's"]) == \
         ["recommend.py", "text='비 오는 밤'", "image=a.jpg", "text='quoted'", "text='it\\'s'"]
+
+
+@pytest.mark.slow
+def test_index_kind_is_chosen_by_config_and_another_kind_refused(trained, tmp_path, capsys):
+    folder = photos(trained, tmp_path / "photos", n=1)
+    idx = f"index_dir={tmp_path / 'idx'}"
+    ivf = ["index.kind=ivf", "index.nlist=4", "index.nprobe=4"]  # every list visited: the exact top-k
+    assert recommend(recommend_cfg(trained, tmp_path, "build_index=true", idx, *ivf, f"image={folder}",
+                                   "output=json")) == 0
+    search = json.loads((tmp_path / "idx" / "meta.json").read_text())["search"]
+    assert search["kind"] == "ivf" and search["nlist"] == 4 and (tmp_path / "idx" / search["file"]).is_file()
+    (ivf_result,) = json.loads(capsys.readouterr().out)
+    with pytest.raises(StaleIndex, match=r"built for search kind=ivf .*, not kind=exact"):
+        recommend(recommend_cfg(trained, tmp_path, idx, f"image={folder}"))
+    with pytest.raises(StaleIndex, match=r"nlist=4 .*, not kind=ivf storage=flat nlist=8.*index.kind=ivf`"):
+        recommend(recommend_cfg(trained, tmp_path, idx, "index.kind=ivf", "index.nlist=8", f"image={folder}"))
+    assert recommend(recommend_cfg(trained, tmp_path, "build_index=true", idx, f"image={folder}", "output=json")) == 0
+    (exact_result,) = json.loads(capsys.readouterr().out)
+    assert [s["score"] for s in ivf_result["songs"]] == pytest.approx([s["score"] for s in exact_result["songs"]])
+    with pytest.raises(ValueError, match="index.kind='faiss'; choose one of exact, ivf, hnsw"):
+        recommend(recommend_cfg(trained, tmp_path, idx, "index.kind=faiss", f"image={folder}"))

@@ -1,5 +1,8 @@
-"""SongIndex: round trip against brute force, chunking, float16, staleness and missing-index refusals."""
+"""SongIndex: round trip against brute force, chunking, float16, FAISS kinds against exact, staleness and
+missing-index refusals."""
 import json
+import re
+import shutil
 
 import numpy as np
 import pytest
@@ -7,18 +10,22 @@ import torch
 
 from mri.data.features import MelFeatures
 from mri.models.tag_mel import TwoTowerNet
+from mri.recommend.ann import SearchSettings
 from mri.recommend.index import MissingIndex, SongIndex, StaleIndex
 
 N_SONGS, N_TAGS = 120, 6
 
 
-def make_store(folder, seed: int = 0) -> MelFeatures:
-    """A feature store folder as build_features writes it, with random features."""
+def make_store(folder, seed: int = 0, n_songs: int = N_SONGS, themes: int = 0) -> MelFeatures:
+    """A feature store folder as build_features writes it, with random features (around `themes` centres)."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True)
-    np.save(folder / "features.npy", rng.normal(size=(N_SONGS, 48, 20)).astype(np.float16))
-    np.save(folder / "song_ids.npy", np.arange(N_SONGS, dtype=np.int64) * 3)
-    meta = {"root": str(folder), "n_songs": N_SONGS, "seed": seed,
+    features = rng.normal(size=(n_songs, 48, 20))
+    if themes:
+        features += 2 * rng.normal(size=(themes, 48, 20))[rng.integers(themes, size=n_songs)]
+    np.save(folder / "features.npy", features.astype(np.float16))
+    np.save(folder / "song_ids.npy", np.arange(n_songs, dtype=np.int64) * 3)
+    meta = {"root": str(folder), "n_songs": n_songs, "seed": seed,
             "mean": np.zeros((48, 20)).tolist(), "std": np.ones((48, 20)).tolist()}
     (folder / "meta.json").write_text(json.dumps(meta))
     return MelFeatures(folder)
@@ -97,3 +104,110 @@ def test_rebuild_replaces_the_old_index(built, tmp_path):
     again = SongIndex.build(tmp_path / "index", net, store, index.query_tags, ckpt)
     assert np.array_equal(again.vectors, index.vectors)
     assert not list(tmp_path.glob("index.tmp-*"))
+
+
+N_LARGE = 3000
+ANN = [SearchSettings(kind="ivf", nlist=32, nprobe=8, candidates=40),
+       SearchSettings(kind="ivf", storage="sq8", nlist=32, nprobe=8, candidates=40, train_songs=2000),
+       SearchSettings(kind="hnsw", M=16, ef_search=128, candidates=40)]
+
+
+@pytest.fixture(scope="module")
+def large(tmp_path_factory):
+    """An exact index of 3,000 songs around 8 feature centres, and what built it."""
+    tmp = tmp_path_factory.mktemp("large")
+    torch.manual_seed(0)
+    net = TwoTowerNet(N_TAGS, backbone="plain_cnn", dim=16)
+    ckpt = tmp / "model.ckpt"
+    torch.save(net.state_dict(), ckpt)
+    store = make_store(tmp / "features", n_songs=N_LARGE, themes=8)
+    tags = [f"tag{i}" for i in range(N_TAGS)]
+    return net, store, ckpt, tags, SongIndex.build(tmp / "exact", net, store, tags, ckpt, batch_size=500)
+
+
+def with_search(exact: SongIndex, folder, settings: SearchSettings) -> SongIndex:
+    """A copy of the exact index with the search structure of settings."""
+    return SongIndex(shutil.copytree(exact.folder, folder)).rebuild_search(settings)
+
+
+def test_build_writes_the_structure_it_is_asked_for(large, tmp_path):
+    net, store, ckpt, tags, exact = large
+    index = SongIndex.build(tmp_path / "ivf", net, store, tags, ckpt, batch_size=500,
+                            settings=SearchSettings(kind="ivf", nlist=16))
+    assert index.meta["search"] == {"kind": "ivf", "storage": "flat", "nlist": 16, "train_songs": N_LARGE,
+                                    "file": "ann.faiss", "bytes": (tmp_path / "ivf" / "ann.faiss").stat().st_size}
+    assert np.array_equal(index.vectors, exact.vectors) and index.ann.ntotal == N_LARGE
+    assert exact.meta["search"] == {"kind": "exact"} and not (exact.folder / "ann.faiss").exists()
+
+
+def tag_queries(n: int, seed: int = 2) -> np.ndarray:
+    """(n, T) weights as the bridge makes them: a few tags per query, summing to 1."""
+    rng = np.random.default_rng(seed)
+    weights = rng.dirichlet(np.ones(N_TAGS), size=n) * (rng.random((n, N_TAGS)) < 0.5)
+    weights[np.arange(n), rng.integers(N_TAGS, size=n)] += 0.1
+    return (weights / weights.sum(1, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.parametrize("settings", ANN, ids=lambda s: f"{s.kind}-{s.storage}")
+def test_ann_kinds_find_the_exact_top_10_with_the_exact_scores(large, tmp_path, settings):
+    net, store, ckpt, tags, exact = large
+    index = with_search(exact, tmp_path / "ann", settings)
+    assert index.meta["search"]["kind"] == settings.kind and (tmp_path / "ann" / "ann.faiss").is_file()
+    assert SongIndex.open(tmp_path / "ann", ckpt, settings).ann.ntotal == N_LARGE
+    weights = tag_queries(200)
+    want_scores, want_rows = exact.search(weights, k=10)
+    scores, rows = index.search(weights, k=10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(rows.tolist(), want_rows.tolist(), strict=True)])
+    assert recall >= 0.9
+    # every score is the model's score of that song (re-scored from the float32 vectors), best first
+    vectors = torch.from_numpy(np.asarray(exact.vectors))
+    bias = exact.bias * torch.from_numpy(weights).sum(1, keepdim=True)  # (Q, 1)
+    model = (exact.queries(weights)[:, None, :] * vectors[rows]).sum(-1) + bias  # (Q, 10)
+    assert torch.allclose(scores, model, atol=1e-5)
+    assert torch.all(scores[:, :-1] >= scores[:, 1:])
+    found = rows == want_rows
+    assert torch.allclose(scores[found], want_scores[found], atol=1e-5)
+
+
+def test_ivf_visiting_every_list_is_exact(large, tmp_path):
+    net, store, ckpt, tags, exact = large
+    index = with_search(exact, tmp_path / "ivf", SearchSettings(kind="ivf", nlist=16, nprobe=16, candidates=10))
+    weights = tag_queries(50)
+    (scores, rows), (want_scores, want_rows) = index.search(weights, 10), exact.search(weights, 10)
+    assert torch.allclose(scores, want_scores, atol=1e-5)  # the same top 10 (up to songs of equal scores)
+    assert (rows == want_rows).float().mean() > 0.95
+
+
+def test_queries_with_too_few_candidates_are_answered_exactly(large, tmp_path):
+    net, store, ckpt, tags, exact = large
+    # 1,500 lists of about 2 songs, one visited: fewer than 10 candidates, so the exact search answers
+    index = with_search(exact, tmp_path / "ivf", SearchSettings(kind="ivf", nlist=1500, nprobe=1, candidates=10))
+    weights = tag_queries(5)
+    assert torch.equal(index.search(weights, 10)[1], exact.search(weights, 10)[1])
+
+
+def test_an_index_of_another_kind_or_structure_is_refused(large, tmp_path):
+    net, store, ckpt, tags, exact = large
+    ivf = SearchSettings(kind="ivf", nlist=16, nprobe=4)
+    with pytest.raises(StaleIndex, match=r"built for search kind=exact, not kind=ivf.*index.kind=ivf`"):
+        SongIndex.open(exact.folder, ckpt, ivf)
+    with_search(exact, tmp_path / "ivf", ivf)
+    with pytest.raises(StaleIndex, match="nlist=16 .*not kind=ivf storage=flat nlist=32"):
+        SongIndex.open(tmp_path / "ivf", ckpt, SearchSettings(kind="ivf", nlist=32))
+    with pytest.raises(StaleIndex, match=r"not kind=exact\. Rebuild it with `python recommend.py build_index=true "
+                                         r"tag_mel_ckpt=\S+`"):
+        SongIndex.open(tmp_path / "ivf", ckpt, SearchSettings())
+    opened = SongIndex.open(tmp_path / "ivf", ckpt, SearchSettings(kind="ivf", nlist=16, nprobe=16))  # search-time
+    assert opened.settings.nprobe == 16 and SongIndex(tmp_path / "ivf").settings.kind == "ivf"
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"kind": "annoy"}, "index.kind='annoy'; choose one of exact, ivf, hnsw"),
+    ({"kind": "ivf", "storage": "pq"}, "index.storage='pq'; choose one of flat, sq8"),
+    ({"kind": "ivf", "nprobe": 0}, "index.nprobe=0 must be at least 1"),
+    ({"nlist": -4}, "index.nlist=-4 must be at least 1"),
+    ({"efSearch": 10}, "unknown index settings efSearch; known: kind, storage"),
+])
+def test_bad_search_settings_say_what_is_wrong(values, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        SearchSettings.from_dict(values)

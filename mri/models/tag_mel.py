@@ -120,8 +120,15 @@ class TwoTowerNet(nn.Module):
         self.bias = nn.Parameter(torch.tensor(0.5))
 
     def encode_songs(self, mels: torch.Tensor) -> torch.Tensor:
-        x = self.backbone(_resize(mels, self.input_size))  # (N, num_features)
-        return F.normalize(self.song_proj(x), dim=-1)  # (N, dim)
+        return self.project_songs(self.song_features(mels))  # (N, dim)
+
+    def song_features(self, mels: torch.Tensor) -> torch.Tensor:
+        """(N, 1, 48, k) -> (N, num_features): the song tower's backbone."""
+        return self.backbone(_resize(mels, self.input_size))
+
+    def project_songs(self, features: torch.Tensor) -> torch.Tensor:
+        """(N, num_features) -> (N, dim) unit song vectors: the song tower's head."""
+        return F.normalize(self.song_proj(features), dim=-1)
 
     def encode_tags(self, tag_ids: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.tag_embedding(tag_ids), dim=-1)  # (T, dim)

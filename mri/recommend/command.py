@@ -11,6 +11,7 @@ from mri.checkpoints import KINDS, CheckpointError, latest_checkpoint
 from mri.data.features import MelFeatures
 from mri.data.images import IMAGE_SUFFIXES, image_paths
 from mri.models.tag_mel_module import TagMelModule
+from mri.recommend.ann import SearchSettings
 from mri.recommend.bridge import text_keywords
 from mri.recommend.index import SongIndex
 from mri.recommend.pipeline import PhotoError, PhotoResult, Recommender, load_tag_mel
@@ -65,10 +66,15 @@ def build_index(cfg: DictConfig, tag_mel_ckpt: Path) -> SongIndex:
     module = load_tag_mel(tag_mel_ckpt)
     store = feature_store(cfg, module, tag_mel_ckpt)
     index = SongIndex.build(index_dir(cfg, tag_mel_ckpt), module.net, store, module.query_tags, tag_mel_ckpt,
-                            config=module.hparams.net, dtype=cfg.index_dtype)
-    log.info("song index %s: %d songs x %d dims (%s), built in %.1f s", index.folder, len(index), index.dim,
-             index.meta["dtype"], index.meta["build_seconds"])
+                            config=module.hparams.net, dtype=cfg.index_dtype, settings=search_settings(cfg))
+    log.info("song index %s: %d songs x %d dims (%s), search %s, built in %.1f s", index.folder, len(index),
+             index.dim, index.meta["dtype"], index.built["kind"], index.meta["build_seconds"])
     return index
+
+
+def search_settings(cfg: DictConfig) -> SearchSettings:
+    """The `index` block of the config (exact search where it is absent)."""
+    return SearchSettings.from_dict(OmegaConf.to_container(cfg.index) if cfg.get("index") else None)
 
 
 def quote_text_argument(argv: list[str]) -> list[str]:
@@ -112,7 +118,8 @@ def recommend(cfg: DictConfig) -> int:
 def load_recommender(cfg: DictConfig, ckpts: dict[str, Path | None]) -> Recommender:
     """The Recommender of these checkpoints, with the index, bridge and search settings of cfg."""
     return Recommender.load(ckpts["captioner"], ckpts["tag_mel"], index_dir(cfg, ckpts["tag_mel"]), ckpts["rerank"],
-                            bridge=OmegaConf.to_container(cfg.bridge, resolve=True), rerank_top=cfg.rerank_top,
+                            bridge=OmegaConf.to_container(cfg.bridge, resolve=True), search=search_settings(cfg),
+                            rerank_top=cfg.rerank_top,
                             beam_size=cfg.get("beam_size"), batch_size=cfg.batch_size,
                             tagger=OmegaConf.to_container(cfg.tagger),
                             generated_caption_weight=cfg.generated_caption_weight)

@@ -5,11 +5,14 @@ A built index is a folder:
     vectors.npy     (N, dim) float32 or float16, unit rows: the song tower's output for every song with features
     song_ids.npy    (N,) int64, the feature store's order
     tags.npy        (T, dim) float32: the tag tower's vectors of the model's query tags, times the model's scale
-    meta.json       what produced it (checkpoint path, sha256, mtime; feature store; net config); written last
+    ann.faiss       index.kind=ivf|hnsw only: the FAISS structure over the vectors (mri.recommend.ann)
+    meta.json       what produced it (checkpoint path, sha256, mtime; feature store; net config; search kind and
+                    its build parameters); written last
 
 A query is a weight vector over the query tags; its score for a song is the weighted mean of the model's
-scores, sum_t w_t * (scale * cos(tag_t, song) + bias), i.e. one (Q, dim) x (dim, N) product, computed over
-chunks of songs so that memory stays bounded whatever N is.
+scores, sum_t w_t * (scale * cos(tag_t, song) + bias), i.e. a (Q, dim) query vector against the song vectors.
+The exact kind computes that (Q, dim) x (dim, N) product over chunks of songs, so that memory stays bounded
+whatever N is; ivf and hnsw let FAISS propose candidates and score those exactly.
 """
 from __future__ import annotations
 
@@ -25,13 +28,16 @@ import numpy as np
 import torch
 
 from mri.data.features import MelFeatures
+from mri.recommend import ann
+from mri.recommend.ann import SearchSettings
 
 FORMAT_VERSION = 1
 DTYPES = ("float32", "float16")
 
 
-def rebuild_command(ckpt_path: str | Path) -> str:
-    return f"python recommend.py build_index=true tag_mel_ckpt={ckpt_path}"
+def rebuild_command(ckpt_path: str | Path, settings: SearchSettings | None = None) -> str:
+    kind = f" index.kind={settings.kind}" if settings and settings.kind != "exact" else ""
+    return f"python recommend.py build_index=true tag_mel_ckpt={ckpt_path}{kind}"
 
 
 class IndexProblem(RuntimeError):
@@ -65,9 +71,12 @@ def provenance(ckpt_path: str | Path, store: MelFeatures) -> dict:
 
 
 class SongIndex:
-    """A built index, opened read-only; vectors memory-mapped."""
+    """A built index, opened read-only; vectors memory-mapped.
 
-    def __init__(self, folder: str | Path):
+    settings: the search settings (kind, nprobe, ...); None: the kind it was built with, default search settings.
+    """
+
+    def __init__(self, folder: str | Path, settings: SearchSettings | None = None):
         self.folder = Path(folder)
         if not (self.folder / "meta.json").is_file():
             raise MissingIndex(f"no song index in {self.folder}")
@@ -78,6 +87,9 @@ class SongIndex:
         self.tag_vectors = torch.from_numpy(np.load(self.folder / "tags.npy"))  # (T, dim), scale folded in
         self.query_tags: list[str] = self.meta["query_tags"]
         self.bias = float(self.meta["bias"])
+        self.built = self.meta.get("search", {"kind": "exact"})  # build parameters of its search structure
+        self.settings = settings or SearchSettings(kind=self.built["kind"])
+        self.ann = ann.load(self.folder / self.built["file"]) if self.built["kind"] != "exact" else None
 
     def __len__(self) -> int:
         return len(self.song_ids)
@@ -87,18 +99,22 @@ class SongIndex:
         return self.vectors.shape[1]
 
     @classmethod
-    def open(cls, folder: str | Path, ckpt_path: str | Path) -> SongIndex:
+    def open(cls, folder: str | Path, ckpt_path: str | Path, settings: SearchSettings | None = None) -> SongIndex:
         """Open an index and refuse it (MissingIndex, StaleIndex: naming the command that rebuilds it) unless
-        it was built from this checkpoint and its feature store is unchanged."""
+        it was built from this checkpoint, its feature store is unchanged and (settings given) it was built
+        with the search kind and structure they ask for."""
         try:
-            index = cls(folder)
+            index = cls(folder, settings)
         except MissingIndex as err:
-            raise MissingIndex(f"{err}; build it with `{rebuild_command(ckpt_path)}`") from None
+            raise MissingIndex(f"{err}; build it with `{rebuild_command(ckpt_path, settings)}`") from None
         index.check(ckpt_path)
         return index
 
     def check(self, ckpt_path: str | Path) -> None:
         built, problems = self.meta["provenance"], []
+        wanted = self.settings.build_params(len(self))
+        if any(self.built.get(key) != value for key, value in wanted.items()):
+            problems.append(f"it was built for search {_params(self.built)}, not {_params(wanted)}")
         if self.meta.get("version") != FORMAT_VERSION:
             problems.append(f"index format {self.meta.get('version')} (this code reads {FORMAT_VERSION})")
         ckpt, digest = Path(ckpt_path).resolve(), file_digest(ckpt_path)
@@ -112,7 +128,7 @@ class SongIndex:
             problems.append(f"its feature store {store_meta.parent} has changed since")
         if problems:
             raise StaleIndex(f"song index {self.folder} is stale: " + "; ".join(problems)
-                             + f". Rebuild it with `{rebuild_command(ckpt_path)}`")
+                             + f". Rebuild it with `{rebuild_command(ckpt_path, self.settings)}`")
 
     def features(self) -> MelFeatures:
         """The feature store the index was built from (its meta names the Melon root)."""
@@ -121,8 +137,9 @@ class SongIndex:
     @classmethod
     def build(cls, folder: str | Path, net: torch.nn.Module, store: MelFeatures, query_tags: Sequence[str],
               ckpt_path: str | Path, config: dict | None = None, dtype: str = "float32",
-              batch_size: int = 1024) -> SongIndex:
-        """Encode every song of the store with `net` (a TwoTowerNet) and write the index, replacing any old one.
+              batch_size: int = 1024, settings: SearchSettings | None = None) -> SongIndex:
+        """Encode every song of the store with `net` (a TwoTowerNet) and write the index, replacing any old one;
+        settings: the search kind to build (exact by default) and its structure.
 
         Built in a temporary sibling folder and renamed into place: a half-built index never looks complete.
         """
@@ -151,12 +168,19 @@ class SongIndex:
         np.save(tmp / "tags.npy", tags.numpy().astype(np.float32))
         meta = {"version": FORMAT_VERSION, "n_songs": len(store), "dim": dim, "dtype": dtype,
                 "query_tags": list(query_tags), "bias": bias, "provenance": provenance(ckpt_path, store),
-                "config": config or {}, "build_seconds": time.perf_counter() - start,
-                "built_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
+                "config": config or {}, "search": _write_search(tmp, settings or SearchSettings()),
+                "build_seconds": time.perf_counter() - start, "built_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        _write_meta(tmp, meta)
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(tmp, folder)
-        return cls(folder)
+        return cls(folder, settings)
+
+    def rebuild_search(self, settings: SearchSettings) -> SongIndex:
+        """Replace the search structure by one built with settings, keeping the song vectors (no re-encoding)."""
+        (self.folder / "meta.json").unlink()  # until the new meta is written, the folder is no index
+        (self.folder / ann.FILE).unlink(missing_ok=True)
+        _write_meta(self.folder, {**self.meta, "search": _write_search(self.folder, settings)})
+        return SongIndex(self.folder, settings)
 
     def queries(self, weights: np.ndarray | torch.Tensor) -> torch.Tensor:
         """(Q, T) weights over the query tags -> (Q, dim) query vectors (scale folded in)."""
@@ -164,7 +188,7 @@ class SongIndex:
 
     def search(self, weights: np.ndarray | torch.Tensor, k: int = 10,
                chunk: int = 1 << 17) -> tuple[torch.Tensor, torch.Tensor]:
-        """Exact top-k songs for each weighted tag query: (Q, k) scores and (Q, k) rows of the index.
+        """Top-k songs for each weighted tag query: (Q, k) scores and (Q, k) rows of the index.
 
         Scores are the weighted mean of the model's tag-song scores when the weights sum to 1.
         """
@@ -173,6 +197,23 @@ class SongIndex:
         return scores + self.bias * weights.sum(1, keepdim=True), rows
 
     def top_k(self, queries: torch.Tensor, k: int, chunk: int = 1 << 17) -> tuple[torch.Tensor, torch.Tensor]:
+        """Top-k by dot product of (Q, dim) queries with the song vectors: exact, or the exact scores of the
+        FAISS structure's candidates. A query it finds fewer than k candidates for is answered exactly."""
+        if self.ann is None:
+            return self.exact_top_k(queries, k, chunk)
+        k = min(k, len(self))
+        rows = torch.from_numpy(ann.candidates(self.ann, self.settings, queries.numpy(),
+                                               min(len(self), max(k, self.settings.candidates))))  # (Q, C)
+        vectors = torch.from_numpy(np.asarray(self.vectors[rows.clamp(min=0).numpy()], dtype=np.float32))  # (Q, C, dim)
+        scores = torch.einsum("qd,qcd->qc", queries, vectors).masked_fill(rows < 0, float("-inf"))  # (Q, C)
+        best_scores, order = torch.topk(scores, k, dim=1)
+        best_rows = rows.gather(1, order)
+        short = torch.nonzero(best_rows[:, -1] < 0).flatten()  # queries with fewer than k candidates
+        if len(short):
+            best_scores[short], best_rows[short] = self.exact_top_k(queries[short], k, chunk)
+        return best_scores, best_rows
+
+    def exact_top_k(self, queries: torch.Tensor, k: int, chunk: int = 1 << 17) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact top-k by dot product of (Q, dim) queries with every song vector, `chunk` songs at a time."""
         k = min(k, len(self))
         best_scores = torch.full((len(queries), 0), float("-inf"))
@@ -186,3 +227,18 @@ class SongIndex:
             best_scores, order = torch.topk(merged, min(k, merged.shape[1]), dim=1)
             best_rows = torch.cat([best_rows, rows + s], 1).gather(1, order)
         return best_scores, best_rows
+
+
+def _params(params: dict) -> str:
+    return " ".join(f"{key}={value}" for key, value in params.items() if key not in ("file", "bytes"))
+
+
+def _write_search(folder: Path, settings: SearchSettings) -> dict:
+    """The search structure of folder's vectors.npy (none for exact); its build parameters for meta.json."""
+    if settings.kind == "exact":
+        return settings.build_params(0)
+    return ann.build(np.load(folder / "vectors.npy", mmap_mode="r"), settings, folder / ann.FILE)
+
+
+def _write_meta(folder: Path, meta: dict) -> None:
+    (folder / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")

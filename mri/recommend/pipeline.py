@@ -38,6 +38,7 @@ from mri.models.captioner_module import load_captioner
 from mri.models.image_stage import CaptionModel, ImageStage, PreparedPhoto
 from mri.models.imagenet import load_classifier
 from mri.models.tag_mel_module import TagMelModule
+from mri.recommend.ann import SearchSettings
 from mri.recommend.bridge import Bridge, Keyword, Lexicon, Trail, caption_keywords, tag_descriptions, text_keywords
 from mri.recommend.embedding import SentenceEncoder, TagEmbeddings
 from mri.recommend.index import SongIndex
@@ -150,13 +151,15 @@ class Recommender:
     @classmethod
     def load(cls, captioner_ckpt: str | Path | None, tag_mel_ckpt: str | Path, index_dir: str | Path,
              rerank_ckpt: str | Path | None = None, bridge: dict | None = None, beam_size: int | None = None,
-             tagger: dict | None = None, generated_caption_weight: float = 0.25, **options) -> Recommender:
+             search: SearchSettings | None = None, tagger: dict | None = None,
+             generated_caption_weight: float = 0.25, **options) -> Recommender:
         """Load the models, open (and check) the index, and build the bridge from the index's Melon root.
 
         captioner_ckpt: None leaves the captioner out of the image stage. tagger: the photo tagger's settings
-        (enabled, classifier, top_k, min_probability, light_weight); enabled=false leaves it out.
+        (enabled, classifier, top_k, min_probability, light_weight); enabled=false leaves it out. search: the
+        index's search settings (None: the kind it was built with).
         """
-        index = SongIndex.open(index_dir, tag_mel_ckpt)
+        index = SongIndex.open(index_dir, tag_mel_ckpt, search)
         store = index.features()
         root = store.meta["root"]
         checkpoint = read_checkpoint(tag_mel_ckpt)
