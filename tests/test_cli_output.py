@@ -80,7 +80,7 @@ def test_checkpoint_and_argument_errors_exit_2_in_one_line(trained, tmp_path, fo
     done = run("recommend.py", tmp_path, trained[1], args[0], f"captioner_ckpt={tmp_path}", args[2], f"image={folder}")
     one_line_refusal(done, "recommend", f"captioner_ckpt={tmp_path} is a folder")
     done = run("caption.py", tmp_path, trained[1], f"ckpt_path={trained[2]['tag_mel']}", f"image={folder}")
-    one_line_refusal(done, "caption", "not a captioner")
+    one_line_refusal(done, "caption", "not captioner")
     done = run("caption.py", tmp_path, trained[1], f"image={folder}")
     one_line_refusal(done, "caption", "ckpt_path has no value")
     done = run("caption.py", tmp_path, trained[1], f"ckpt_path={trained[2]['captioner']}", f"image={tmp_path / 'no'}")
