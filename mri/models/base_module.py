@@ -53,6 +53,7 @@ class MRIModule(LightningModule):
         self.net = hydra.utils.instantiate(checked_target(net_config, NET_TARGETS, "network")) if net_config else net
         self.train_loss = MeanMetric()
         self.val_best = MaxMetric()  # best-so-far of val/<monitor>
+        self.resumed_best: float | None = None  # val_best of the checkpoint training resumes from
 
     @property
     def kind(self) -> str:
@@ -78,6 +79,8 @@ class MRIModule(LightningModule):
 
     def on_train_start(self) -> None:
         self.val_best.reset()  # forget the sanity check's value
+        if self.resumed_best is not None:  # a resumed run's best so far includes the epochs before it
+            self.val_best.update(torch.tensor(self.resumed_best, device=self.device))
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss = self.loss(self.net, batch)
@@ -117,6 +120,7 @@ class MRIModule(LightningModule):
             "data": self.data_facts(),
             "precision": str(self.trainer.precision),  # eval.py scores it the same way
             "wandb_run_id": wandb_run_id(self),
+            "val_best": float(self.val_best.max_value) if self.val_best.update_called else None,
         }
         if problems := not_plain(checkpoint):
             raise TypeError(f"a checkpoint must hold plain data only, to be read back with weights_only=True: "
@@ -129,3 +133,4 @@ class MRIModule(LightningModule):
             raise CheckpointError(f"this checkpoint holds {found}, not a {self.kind} model: pass one written by "
                                   f"`{KINDS[self.kind][1]}`")
         self.adopt_data_facts(saved.get("data") or {})
+        self.resumed_best = saved.get("val_best")
