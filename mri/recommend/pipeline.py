@@ -7,7 +7,7 @@ step kept for display.
 
 The photo tagger (an ImageNet classifier that ships offline, plus light and colour) gives every photo keywords
 without a trained captioner. A captioner's caption adds its words; a captioner trained only on generated scenes
-has never seen a real photograph, so its words weigh `generated_caption_weight` (0.25) of a keyword of the
+has never seen a real photograph, so its words weigh `generated_caption_weight` (0.1) of a keyword of the
 tagger's: they complete the tagger's keywords on a real photo and cannot drown them. Whether its data was
 generated is read from the checkpoint (checkpoint["mri"]["data"]["generated"], else its datamodule's `generate`).
 
@@ -152,7 +152,7 @@ class Recommender:
     def load(cls, captioner_ckpt: str | Path | None, tag_mel_ckpt: str | Path, index_dir: str | Path,
              rerank_ckpt: str | Path | None = None, bridge: dict | None = None, beam_size: int | None = None,
              search: SearchSettings | None = None, tagger: dict | None = None,
-             generated_caption_weight: float = 0.25, **options) -> Recommender:
+             generated_caption_weight: float = 0.1, **options) -> Recommender:
         """Load the models, open (and check) the index, and build the bridge from the index's Melon root.
 
         captioner_ckpt: None leaves the captioner out of the image stage. tagger: the photo tagger's settings
