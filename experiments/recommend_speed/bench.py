@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mri.checkpoints import CheckpointError
 from mri.data.features import MelFeatures
 from mri.data.flickr import find_flickr
 from mri.data.melon import read_playlists
@@ -166,7 +167,7 @@ def main() -> None:
 
     try:
         captioner_ckpt = args.captioner or latest_checkpoint(ROOT / "logs", "captioner")
-    except FileNotFoundError as err:
+    except CheckpointError as err:  # what latest_checkpoint raises when no captioner run exists
         captioner_ckpt = f"none ({err}): no image latency"
     else:
         rows.update(photo_latency(captioner_ckpt, index, query_tags, args, rows))
