@@ -1,4 +1,7 @@
-"""Mel files -> feature store: python preprocess.py [data=melon data.root=...] [workers=N] [shard=i num_shards=K | merge=true]."""
+"""Mel files -> feature store.
+
+    python preprocess.py [data=melon data.root=...] [workers=N] [shard=i num_shards=K | merge=true]
+"""
 import sys
 
 import hydra

@@ -1,4 +1,5 @@
-"""Orchestration of `python preprocess.py`: a Melon root's mels -> the feature store, in parallel, shardable, resumable."""
+"""Orchestration of `python preprocess.py`: a Melon root's mels -> the feature store, in parallel, shardable,
+resumable."""
 from __future__ import annotations
 
 import json

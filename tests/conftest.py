@@ -19,8 +19,8 @@ TINY = {
         "data.features.basis_songs=100",
     ],
     "captions": [
-        "data.generate.n_images=80", "data.preprocessing.resize=64", "data.preprocessing.crop=64", "data.batch_size=16", "data.eval_batch_size=16",
-        "data.min_word_count=1",
+        "data.generate.n_images=80", "data.preprocessing.resize=64", "data.preprocessing.crop=64",
+        "data.batch_size=16", "data.eval_batch_size=16", "data.min_word_count=1",
     ],
 }
 

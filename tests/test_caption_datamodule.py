@@ -70,7 +70,7 @@ def test_train_batches(datamodule):
     assert captions.dtype == torch.long and lengths.dtype == torch.long and lengths.shape == (40,)
     assert captions.shape == (40, int(lengths.max())) and int(lengths.max()) <= 12
     assert (captions[:, 0] == 1).all() and captions.max() < 40
-    for row, n in zip(captions, lengths):
+    for row, n in zip(captions, lengths, strict=True):
         assert row[n - 1] == 2 and (row[n:] == 0).all() and (row[1:n - 1] > 3).any()
     assert images.min() > -2.2 and images.max() < 2.7  # ImageNet-normalised
     dataset = datamodule.train_dataloader().dataset
@@ -108,7 +108,8 @@ def test_missing_root_names_the_path(tmp_path):
 
 def test_preprocessing_from_plain_data():
     preprocessing = ImagePreprocessing.from_dict({**PLAIN_32, "crop": 24})
-    assert preprocessing.mean == (0.485, 0.456, 0.406) and ImagePreprocessing.from_dict(preprocessing.to_dict()) == preprocessing
+    assert preprocessing.mean == (0.485, 0.456, 0.406)
+    assert ImagePreprocessing.from_dict(preprocessing.to_dict()) == preprocessing
     x = preprocessing(Image.new("RGB", (90, 40), (124, 116, 104)))  # about the ImageNet mean
     assert x.shape == (3, 24, 24) and x.dtype == torch.float32 and x.abs().max() < 0.05
 

@@ -75,4 +75,4 @@ def test_eval_config_needs_a_checkpoint(tmp_path):
 
     cfg = compose(tmp_path, config="eval")
     with pytest.raises(MissingMandatoryValue):
-        cfg.ckpt_path
+        _ = cfg.ckpt_path  # reading the unset value raises

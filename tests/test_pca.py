@@ -14,7 +14,7 @@ def mels():
 def test_per_song_pca_matches_svd(mels):
     feats, explained = per_song_pca(mels, 20)
     assert feats.shape == (6, 48, 20) and feats.dtype == np.float32
-    for mel, f, e in zip(mels, feats, explained):
+    for mel, f, e in zip(mels, feats, explained, strict=True):
         x = mel - mel.mean(axis=0, keepdims=True)
         u, s, _ = np.linalg.svd(x, full_matrices=False)
         np.testing.assert_allclose(np.abs(f), np.abs(u[:, :20] * s[:20]), rtol=1e-3, atol=1e-2)

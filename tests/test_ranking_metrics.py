@@ -64,7 +64,7 @@ def test_kendall_tau_b_matches_scipy(seed, n):
 def test_kendall_tau_b_continuous_matches_scipy():
     gen = torch.Generator().manual_seed(0)
     preds, target = torch.rand(5, 1000, generator=gen), graded(gen, 5, 1000)
-    ref = [kendalltau(p.numpy(), t.numpy()).statistic for p, t in zip(preds, target)]
+    ref = [kendalltau(p.numpy(), t.numpy()).statistic for p, t in zip(preds, target, strict=True)]
     np.testing.assert_allclose(kendall_tau_b(preds, target).numpy(), ref, atol=1e-12)
 
 

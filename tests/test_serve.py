@@ -1,4 +1,5 @@
-"""The web page: its API through FastAPI's TestClient, and the page itself in headless Chromium, on tiny trained models."""
+"""The web page: its API through FastAPI's TestClient, and the page itself in headless Chromium, on tiny trained
+models."""
 import io
 import json
 import logging
@@ -98,7 +99,8 @@ def test_page_info_and_examples(client):
     assert info["k"] == 10 and info["max_bytes"] == 20_000_000 and info["max_pixels"] == 25_000_000
     assert "summer_sea" in info["examples"] and len(info["examples"]) == 8
     example = client.get("/api/examples/summer_sea")
-    assert example.headers["content-type"] == "image/jpeg" and Image.open(io.BytesIO(example.content)).size == (160, 120)
+    assert example.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(example.content)).size == (160, 120)
     missing = client.get("/api/examples/moon")
     assert missing.status_code == 404 and "summer_sea" in missing.json()["detail"]
 

@@ -95,7 +95,7 @@ def test_mixed_pure_and_cross_theme_songs_as_configured(tmp_path):
     mixed = (weight > 0) & (weight < 1)
     assert 0.17 < mixed.mean() < 0.3 and ((weight[mixed] >= 0.2) & (weight[mixed] <= 0.45)).all()
     assert 0.03 < (weight == 1).mean() < 0.07  # cross-theme songs: sound like another theme than their playlists'
-    assert all((s is None) == (w == 0) for s, w in zip(secondary, weight))
+    assert all((s is None) == (w == 0) for s, w in zip(secondary, weight, strict=True))
 
 
 def test_theme_sound_is_learnable(root, truth):

@@ -34,10 +34,11 @@ def test_normalize_tag_folds_case_whitespace_and_unicode_forms():
 def test_vocabulary_ranks_by_count_then_name_and_merges_variants():
     vocab = TagVocabulary.from_playlists(PLAYLISTS)
     assert vocab.tags[0] in {"여름", "바다", "휴가", "겨울", "캐롤", "눈", "pop"}
-    assert dict(zip(vocab.tags, vocab.counts))["여름"] == 2  # "여름 " folded into "여름"
-    assert dict(zip(vocab.tags, vocab.counts))["pop"] == 2  # "Pop" and "POP"
+    assert dict(zip(vocab.tags, vocab.counts, strict=True))["여름"] == 2  # "여름 " folded into "여름"
+    assert dict(zip(vocab.tags, vocab.counts, strict=True))["pop"] == 2  # "Pop" and "POP"
     assert list(vocab.counts) == sorted(vocab.counts, reverse=True)
-    assert TagVocabulary.from_playlists(PLAYLISTS, min_count=2).tags == tuple(t for t, c in zip(vocab.tags, vocab.counts) if c >= 2)
+    frequent = tuple(t for t, c in zip(vocab.tags, vocab.counts, strict=True) if c >= 2)
+    assert TagVocabulary.from_playlists(PLAYLISTS, min_count=2).tags == frequent
     assert vocab.encode(["바다", "unknown", " 겨울"]) == [vocab.index["바다"], vocab.index["겨울"]]
 
 
@@ -90,7 +91,8 @@ def test_split_is_song_disjoint_complete_and_seeded():
     a = split_songs(songs, 0.1, 0.2, seed=7)
     b = split_songs(songs, 0.1, 0.2, seed=7)
     assert all(np.array_equal(a[k], b[k]) for k in a)
-    assert not set(a["train"]) & set(a["val"]) and not set(a["train"]) & set(a["test"]) and not set(a["val"]) & set(a["test"])
+    assert not set(a["train"]) & set(a["val"])
+    assert not set(a["train"]) & set(a["test"]) and not set(a["val"]) & set(a["test"])
     assert sorted(np.concatenate(list(a.values()))) == sorted(songs)
     assert len(a["val"]) == round(len(songs) * 0.1) and len(a["test"]) == round(len(songs) * 0.2)
     assert not np.array_equal(split_songs(songs, 0.1, 0.2, seed=8)["test"], a["test"])

@@ -132,8 +132,8 @@ def _photos(datamodule, folder: Path) -> list[Path]:
 def test_wandb_gets_a_table_of_sample_captions(make_cfg, tmp_path, monkeypatch):
     pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")
-    cfg = make_cfg("train", "captions", *SMALL_NET, *FEW_BATCHES, "logger=wandb", "logger.wandb.offline=true", "test=false",
-                   "model.num_samples=3")
+    cfg = make_cfg("train", "captions", *SMALL_NET, *FEW_BATCHES, "logger=wandb", "logger.wandb.offline=true",
+                   "test=false", "model.num_samples=3")
     train(cfg)
     tables = list(Path(cfg.paths.output_dir).rglob("samples_*.table.json"))
     assert tables, "no W&B table of sample captions"

@@ -62,7 +62,8 @@ def main() -> None:
              for name, fn in decoders.items()}
     for name, row in table.items():
         print(f"{name:14}{row[1]:10.2f}{row[32]:10.2f}")
-    print(f"{'beam3/greedy':14}{table['beam3'][1] / table['greedy'][1]:9.2f}x{table['beam3'][32] / table['greedy'][32]:9.2f}x")
+    print(f"{'beam3/greedy':14}{table['beam3'][1] / table['greedy'][1]:9.2f}x"
+          f"{table['beam3'][32] / table['greedy'][32]:9.2f}x")
 
 
 if __name__ == "__main__":

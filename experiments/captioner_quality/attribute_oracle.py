@@ -66,7 +66,7 @@ def main() -> None:
         bleu4 = corpus_bleu(hypotheses, [captions[name] for name in test])["bleu4"]
         print(f"{' + '.join(keys):62s} matched {matched:4d}/{len(test)}   BLEU-4 {bleu4:.3f}")
     own = [consensus(captions[name]) for name in test]
-    others = [[r for r in captions[name] if r is not c] for name, c in zip(test, own)]
+    others = [[r for r in captions[name] if r is not c] for name, c in zip(test, own, strict=True)]
     print(f"{'everything (its own consensus caption vs the other four)':62s} {'':16s}BLEU-4 "
           f"{corpus_bleu(own, others)['bleu4']:.3f}")
 

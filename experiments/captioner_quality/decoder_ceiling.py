@@ -55,7 +55,8 @@ def main() -> None:
     captions = [[torch.tensor(vocab.encode(c, 24)) for c in caps] for _, caps in splits["train"]]
     references = [[tokenize(c) for c in caps] for _, caps in splits["test"]]
 
-    net = Captioner(2000, encoder="plain_cnn", embed_dim=128, hidden_dim=256, dropout=0.2)  # configs/model/captioner.yaml
+    # configs/model/captioner.yaml
+    net = Captioner(2000, encoder="plain_cnn", embed_dim=128, hidden_dim=256, dropout=0.2)
     net.encoder = AttributeEncoder(attributes["train"].shape[1], 256)
     net.restrict_output(len(vocab))
     optimizer = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)

@@ -60,7 +60,7 @@ def main() -> None:
     train_x, train_y, test_x, test_y = (t.to(device) for t in (train_x, train_y, test_x, test_y))
     majority = [(test_y[:, j] == train_y[:, j].mode().values).float().mean().item() for j in range(len(ATTRIBUTES))]
     print(f"{len(train_x)} training / {len(test_x)} test photos; most frequent value: "
-          + " ".join(f"{a} {m:.2f}" for a, m in zip(ATTRIBUTES, majority)))
+          + " ".join(f"{a} {m:.2f}" for a, m in zip(ATTRIBUTES, majority, strict=True)))
 
     backbone = create_backbone(args.backbone, in_chans=3).to(device)
     n_values = torch.cat([train_y, test_y]).max(0).values + 1  # (4,) values each attribute takes
@@ -81,8 +81,10 @@ def main() -> None:
         backbone.eval()
         with torch.no_grad():
             features = torch.cat([backbone(x) for x in test_x.split(128)])
-            accuracy = [(head(features).argmax(1) == test_y[:, j]).float().mean().item() for j, head in enumerate(heads)]
-        print(f"epoch {epoch:3d}  test accuracy " + " ".join(f"{a} {v:.2f}" for a, v in zip(ATTRIBUTES, accuracy))
+            accuracy = [(head(features).argmax(1) == test_y[:, j]).float().mean().item()
+                        for j, head in enumerate(heads)]
+        print(f"epoch {epoch:3d}  test accuracy "
+              + " ".join(f"{a} {v:.2f}" for a, v in zip(ATTRIBUTES, accuracy, strict=True))
               + f"  ({time.perf_counter() - start:.0f} s)", flush=True)
 
 

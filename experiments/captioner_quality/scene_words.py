@@ -29,7 +29,8 @@ def people_named(caption: str) -> range:
     if "group of people" in caption:
         return GROUP
     words = caption.split()
-    n = sum(NUMBERS.index(w) for w, noun in zip(words, words[1:]) if noun in PEOPLE_WORDS and w in NUMBERS)
+    pairs = zip(words, words[1:], strict=False)  # each word and the next: one pair fewer than words
+    n = sum(NUMBERS.index(w) for w, noun in pairs if noun in PEOPLE_WORDS and w in NUMBERS)
     return range(n, n + 1)
 
 
@@ -48,7 +49,7 @@ def main() -> None:
     scene_hits = count_hits = total = 0
     counts = Counter()  # (people drawn, people named) -> photos
     for images, _, index in data.test_dataloader():
-        for caption, i in zip(model.caption(images), index.tolist()):
+        for caption, i in zip(model.caption(images), index.tolist(), strict=True):
             name = data.image_names["test"][i]
             scene_hits += bool(set(get_theme(data.themes[name]).scene_words) & set(caption.split()))
             drawn, named = scenes[name]["n_people"], people_named(caption)

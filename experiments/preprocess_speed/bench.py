@@ -15,6 +15,7 @@ worker; summed as main + workers x largest), the store's bytes per song, and an 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -96,8 +97,9 @@ def _summarise(rows: list[dict], args) -> None:
           ", ".join(f"{n:,}: {best[n]['main_mb'] + args.workers * best[n]['worker_mb']:.0f} MB" for n in sizes))
     minutes = (intercept + slope * REAL_SONGS) / 60
     store_gb = largest["store_bytes_per_song"] * REAL_SONGS / 1e9
-    print(f"extrapolated to {REAL_SONGS:,} songs with {args.workers} workers: {minutes:.0f} min, store {store_gb:.2f} GB "
-          f"(float16 features {REAL_SONGS * N_MELS * 20 * 2 / 1e9:.2f} GB), raw mels {REAL_SONGS * FILE_BYTES / 1e9:.0f} GB")
+    print(f"extrapolated to {REAL_SONGS:,} songs with {args.workers} workers: {minutes:.0f} min, "
+          f"store {store_gb:.2f} GB (float16 features {REAL_SONGS * N_MELS * 20 * 2 / 1e9:.2f} GB), "
+          f"raw mels {REAL_SONGS * FILE_BYTES / 1e9:.0f} GB")
     out = args.dir / f"results-{args.mode}.json"
     out.write_text(json.dumps(rows, indent=1))
     print(f"rows: {out}")
@@ -115,10 +117,8 @@ def _read_only(root: Path, ids: np.ndarray, workers: int) -> float:
 
 def _load_all(root: Path, ids: np.ndarray) -> int:
     for song in ids:
-        try:
+        with contextlib.suppress(OSError, ValueError, EOFError):  # missing or corrupt, as preprocessing meets them
             np.load(mel_path(root, int(song)), allow_pickle=False)
-        except (OSError, ValueError, EOFError):  # missing or corrupt, as preprocessing meets them
-            pass
     return len(ids)
 
 
@@ -138,7 +138,8 @@ def _preprocess(root: Path, ids: np.ndarray, spec: FeatureSpec, cache: Path, wor
     seconds = time.perf_counter() - start
     size = sum(f.stat().st_size for f in store.folder.iterdir())
     result = {"files_per_s": len(ids) / seconds, "seconds": seconds, "worker_mb": worker_mb,
-              "phases_s": {"basis": fitted - start, "parts": featurised - fitted, "merge": time.perf_counter() - featurised},
+              "phases_s": {"basis": fitted - start, "parts": featurised - fitted,
+                           "merge": time.perf_counter() - featurised},
               "main_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
               "explained": store.meta["explained_variance"]["mean"], "store_bytes_per_song": size / len(store)}
     shutil.rmtree(cache)

@@ -44,7 +44,7 @@ class StepTimer(Callback):
 def batches(loader, n: int):
     """The first n batches of a loader, cycling if it is shorter."""
     while True:
-        for i, batch in enumerate(loader):
+        for batch in loader:
             if n == 0:
                 return
             n -= 1

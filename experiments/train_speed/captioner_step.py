@@ -3,9 +3,9 @@
     python experiments/train_speed/captioner_step.py [--steps 20] [--rounds 3] [overrides ...]
 
 `model=captioner_plain` (plain_cnn trained end to end; or with Hydra overrides such as
-model.net.encoder=plain_cnn_deep data.preprocessing.resize=64 data.preprocessing.crop=64) on batches of its own generated data: forward, cross-entropy, backward and AdamW
-step (the module's `batch_loss`), alternating the variants for `rounds` rounds; prints the median ms
-per step of each and their ratios.
+model.net.encoder=plain_cnn_deep data.preprocessing.resize=64 data.preprocessing.crop=64) on batches of its
+own generated data: forward, cross-entropy, backward and AdamW step (the module's `batch_loss`), alternating
+the variants for `rounds` rounds; prints the median ms per step of each and their ratios.
 
 - precision: configs/model/captioner.yaml trains in bf16 only where ${mri.fast_precision:cpu} finds
   native bf16 (AVX512-BF16 or AMX); on other CPUs bf16 is emulated and its ratio falls below 1.

@@ -85,7 +85,7 @@ class StoredFeatures:
 def collate_captioned(batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """-> images (B, 3, S, S), captions (C, L) long padded with PAD, lengths (C,) long incl. BOS/EOS,
     image_of (C,) long: the image row of each caption (C = all captions of the B images)."""
-    images, caption_lists = zip(*batch)
+    images, caption_lists = zip(*batch, strict=True)
     captions = [c for caps in caption_lists for c in caps]
     image_of = torch.repeat_interleave(torch.tensor([len(caps) for caps in caption_lists]))  # (C,)
     lengths = torch.tensor([len(c) for c in captions], dtype=torch.long)  # (C,)
@@ -94,7 +94,7 @@ def collate_captioned(batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, 
 
 def collate_images(batch) -> tuple[torch.Tensor, list[list[str]], torch.Tensor]:
     """-> images (B, 3, S, S), references (B lists of str), positions in the split (B,) long."""
-    images, references, index = zip(*batch)
+    images, references, index = zip(*batch, strict=True)
     return torch.stack(images), list(references), torch.tensor(index, dtype=torch.long)
 
 

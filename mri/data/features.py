@@ -269,8 +269,8 @@ def _missing_folders(report: MelReport, song_ids: np.ndarray) -> list[int]:
     """arena_mel folders (song_id // 1000) none of whose catalogue songs has a file, e.g. the real 225."""
     missing = np.asarray(report.items("missing"), dtype=np.int64)
     folders, wanted = np.unique(song_ids // 1000, return_counts=True)
-    absent = dict(zip(*np.unique(missing // 1000, return_counts=True)))
-    return [int(f) for f, n in zip(folders, wanted) if absent.get(f, 0) == n]
+    absent = dict(zip(*np.unique(missing // 1000, return_counts=True), strict=True))
+    return [int(f) for f, n in zip(folders, wanted, strict=True) if absent.get(f, 0) == n]
 
 
 def feature_moments(total: np.ndarray, squares: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

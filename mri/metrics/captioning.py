@@ -25,7 +25,8 @@ from torchmetrics.functional.text import bleu_score
 Tokens = Sequence[str]
 
 
-def corpus_bleu(hypotheses: Sequence[Tokens], references: Sequence[Sequence[Tokens]], max_n: int = 4) -> dict[str, float]:
+def corpus_bleu(hypotheses: Sequence[Tokens], references: Sequence[Sequence[Tokens]],
+                max_n: int = 4) -> dict[str, float]:
     """{"bleu1": ..., "bleu<max_n>": ...} of tokenised hypotheses against their references."""
     preds = [" ".join(h) for h in hypotheses]
     # torchmetrics takes the first reference of the closest length: sorted, that is the shorter one on a tie
@@ -55,7 +56,7 @@ def cider_d(hypotheses: Sequence[Tokens], references: Sequence[Sequence[Tokens]]
     doc_freq = Counter(ngram for refs in ref_counts for ngram in set().union(*refs))
     log_num_docs = math.log(max(1, len(references)))
     scores = []
-    for hyp, refs in zip(hyp_counts, ref_counts):
+    for hyp, refs in zip(hyp_counts, ref_counts, strict=True):
         vec, norm, length = _tfidf(hyp, doc_freq, log_num_docs, max_n)
         total = 0.0
         for ref in refs:
@@ -92,9 +93,10 @@ class CaptionMetrics(Metric):
         self.tokenize = tokenize
         self.pairs: dict[int, tuple[str, list[str]]] = {}
 
-    def update(self, hypotheses: Sequence[str], references: Sequence[Sequence[str]], index: Tensor | Sequence[int]) -> None:
+    def update(self, hypotheses: Sequence[str], references: Sequence[Sequence[str]],
+               index: Tensor | Sequence[int]) -> None:
         """hypotheses: one caption per image; references: the raw captions of each; index: image ids."""
-        for key, hyp, refs in zip(torch.as_tensor(index).tolist(), hypotheses, references):
+        for key, hyp, refs in zip(torch.as_tensor(index).tolist(), hypotheses, references, strict=True):
             self.pairs[key] = (hyp, list(refs))
 
     def gathered(self) -> dict[int, tuple[str, list[str]]]:

@@ -192,7 +192,8 @@ class Captioner(nn.Module):
         logits = logits.masked_fill(self.banned, float("-inf"))
         return logits.log_softmax(dim=1), state
 
-    def forward(self, images: torch.Tensor, captions: torch.Tensor, image_of: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, captions: torch.Tensor,
+                image_of: torch.Tensor | None = None) -> torch.Tensor:
         """images (B, 3, H, W), captions (C, L) BOS..EOS PAD-padded -> logits (C, L-1, V) for captions[:, 1:].
 
         image_of (C,): the image row of each caption (default: caption i describes image i), so the

@@ -1,8 +1,8 @@
 """Tag-mel regressors: how similar is a query tag to a song, from the song's 48x20 mel features.
 
 Early fusion is the slides' model, a SqueezeNet (Iandola et al. 2016) fed the mel with the tag as
-extra input planes (learned per tag, and multiplied with the mel); late fusion is a two-tower model whose song vectors are computed once per
-catalogue. Both share one interface:
+extra input planes (learned per tag, and multiplied with the mel); late fusion is a two-tower model whose
+song vectors are computed once per catalogue. Both share one interface:
 
     net(tag_ids, mels)  # (B,) long, (B, 1, 48, 20) -> (B,) scores, trained by MSE on [0, 1] targets
     net.score_matrix(tag_ids, mels)  # (T,), (N, 1, 48, 20) -> (T, N) scores of every tag x song

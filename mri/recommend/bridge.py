@@ -30,10 +30,30 @@ from mri.recommend.embedding import TagEmbeddings
 LEXICON_HEADER = re.compile(r"^# mri-lexicon version (\d+)\b")
 MAX_TEXT_CHARS = 500  # a user's text longer than this is refused
 
-STOP_WORDS = frozenset(["a", "an", "the", "this", "that", "these", "those", "there", "here", "it", "its", "it's", "they", "them", "their", "he", "him", "his", "she", "her", "hers", "we", "us", "our", "you", "your", "i", "me", "my", "is", "are", "was", "were", "be", "been", "being", "am", "do", "does", "did", "doing", "has", "have", "had", "having", "will", "would", "can", "could", "may", "might", "shall", "should", "must", "and", "or", "but", "nor", "so", "yet", "if", "then", "than", "as", "while", "when", "where", "who", "whom", "whose", "which", "what", "why", "how", "of", "in", "on", "at", "by", "for", "with", "without", "to", "from", "into", "onto", "upon", "over", "under", "above", "below", "near", "next", "beside", "behind", "between", "among", "through", "across", "along", "around", "about", "against", "toward", "towards", "off", "out", "up", "down", "away", "back", "front", "top", "bottom", "side", "left", "right", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "no", "not", "some", "any", "all", "each", "every", "both", "few", "many", "much", "more", "most", "other", "another", "such", "own", "same", "very", "too", "also", "just", "only", "still", "something", "someone"])
+STOP_WORDS = frozenset([
+    "a", "an", "the", "this", "that", "these", "those", "there", "here", "it", "its", "it's", "they", "them",
+    "their", "he", "him", "his", "she", "her", "hers", "we", "us", "our", "you", "your", "i", "me", "my", "is",
+    "are", "was", "were", "be", "been", "being", "am", "do", "does", "did", "doing", "has", "have", "had", "having",
+    "will", "would", "can", "could", "may", "might", "shall", "should", "must", "and", "or", "but", "nor", "so",
+    "yet", "if", "then", "than", "as", "while", "when", "where", "who", "whom", "whose", "which", "what", "why",
+    "how", "of", "in", "on", "at", "by", "for", "with", "without", "to", "from", "into", "onto", "upon", "over",
+    "under", "above", "below", "near", "next", "beside", "behind", "between", "among", "through", "across", "along",
+    "around", "about", "against", "toward", "towards", "off", "out", "up", "down", "away", "back", "front", "top",
+    "bottom", "side", "left", "right", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+    "ten", "no", "not", "some", "any", "all", "each", "every", "both", "few", "many", "much", "more", "most",
+    "other", "another", "such", "own", "same", "very", "too", "also", "just", "only", "still", "something",
+    "someone",
+])
 
 # Korean particles, function words, and words every music request has (노래, 듣기 좋은): they reach no mood.
-KOREAN_STOP_WORDS = frozenset(["은", "는", "이", "가", "을", "를", "의", "에", "에서", "와", "과", "도", "로", "으로", "랑", "이랑", "하고", "그리고", "그런데", "하지만", "또", "또는", "및", "등", "그", "저", "이", "이런", "저런", "그런", "너무", "정말", "진짜", "아주", "좀", "더", "잘", "안", "못", "것", "거", "수", "때", "중", "나", "너", "우리", "저희", "제", "내", "당신", "그냥", "있는", "있다", "없는", "없다", "하다", "한", "할", "해", "했다", "하는", "되는", "오는", "가는", "같은", "노래", "노래들", "음악", "곡", "플레이리스트", "듣기", "듣는", "들을", "듣고", "좋은", "좋아", "좋다", "추천", "모음"])
+KOREAN_STOP_WORDS = frozenset([
+    "은", "는", "이", "가", "을", "를", "의", "에", "에서", "와", "과", "도", "로", "으로", "랑", "이랑", "하고",
+    "그리고", "그런데", "하지만", "또", "또는", "및", "등", "그", "저", "이", "이런", "저런", "그런", "너무",
+    "정말", "진짜", "아주", "좀", "더", "잘", "안", "못", "것", "거", "수", "때", "중", "나", "너", "우리", "저희",
+    "제", "내", "당신", "그냥", "있는", "있다", "없는", "없다", "하다", "한", "할", "해", "했다", "하는", "되는",
+    "오는", "가는", "같은", "노래", "노래들", "음악", "곡", "플레이리스트", "듣기", "듣는", "들을", "듣고", "좋은",
+    "좋아", "좋다", "추천", "모음",
+])
 
 # Plurals and past forms the suffix rules cannot undo; Flickr8k's frequent ones.
 IRREGULAR = {

@@ -56,7 +56,10 @@ class SongIdConvertor(Convertor[int]):
 register_url_convertor("song_id", SongIdConvertor())
 
 
-def make_app(recommender: Recommender, k: int = 10, limits: UploadLimits = UploadLimits(),
+DEFAULT_LIMITS = UploadLimits()  # frozen: one shared instance is safe as make_app's default
+
+
+def make_app(recommender: Recommender, k: int = 10, limits: UploadLimits = DEFAULT_LIMITS,
              examples: dict[str, bytes] | None = None, batching: BatchSettings | None = None) -> FastAPI:
     """The app; examples: name -> JPEG bytes of the photos one click away; batching: of photos across requests."""
     app = FastAPI(title="MRI: music recommendation by image", summary="A photo in, its caption, tags and songs out.",

@@ -23,7 +23,8 @@ def generate_atomically(root: str | os.PathLike, params: dict, build: Callable[[
     root = Path(root)
     if (root / MARKER).is_file():
         if json.loads((root / MARKER).read_text(encoding="utf-8")) != params:
-            warnings.warn(f"{root} was generated with other parameters; keeping it (delete it to regenerate)")
+            warnings.warn(f"{root} was generated with other parameters; keeping it (delete it to regenerate)",
+                          stacklevel=1)
         return root
     if root.exists() and any(root.iterdir()):
         raise FileExistsError(f"{root} exists but is not a complete generated {kind} root; remove it or pick another")

@@ -40,7 +40,7 @@ _LEMMAS = {
     "is": "be", "are": "be",
     **{plural: word for word, plural in PLURAL.items()},
     **{w: b for ing, singular, base in ACTIONS.values() for form in (ing, singular)
-       for w, b in zip(form.split(), base.split()) if w != b},
+       for w, b in zip(form.split(), base.split(), strict=True) if w != b},
     "waves": "wave", "lights": "light", "buildings": "building", "trees": "tree", "flowers": "flower",
     "mountains": "mountain", "falls": "fall", "rains": "rain", "plays": "play", "flies": "fly",
 }
@@ -107,7 +107,7 @@ def _write_images(folder: Path, seed: int, items: list[tuple[int, str, str, bool
 
 def _write_all_images(folder: Path, seed: int, plan: _Plan, size: tuple[int, int], workers: int) -> None:
     folder.mkdir()
-    items = [(i, n, t, bool(p)) for i, (n, t, p) in enumerate(zip(plan.names, plan.themes, plan.portrait))]
+    items = [(i, n, t, bool(p)) for i, (n, t, p) in enumerate(zip(plan.names, plan.themes, plan.portrait, strict=True))]
     if workers <= 1:
         _write_images(folder, seed, items, size)
         return
@@ -120,10 +120,10 @@ def _write_text(folder: Path, seed: int, plan: _Plan) -> dict:
     """Token, lemma and split files; returns the scene summaries of the images with a file."""
     folder.mkdir()
     captions, summaries = {}, {}
-    for i, (name, theme) in enumerate(zip(plan.names, plan.themes)):
+    for i, (name, theme) in enumerate(zip(plan.names, plan.themes, strict=True)):
         scene, captions[name] = _scene(seed, i, theme)
         summaries[name] = scene.summary()
-    for j, (name, theme) in enumerate(zip(plan.no_file, plan.no_file_themes)):
+    for j, (name, theme) in enumerate(zip(plan.no_file, plan.no_file_themes, strict=True)):
         captions[name] = _scene(seed, len(plan.names) + j, theme)[1]
     lines = [(f"{name}#{k}", c) for name in sorted(captions) for k, c in enumerate(captions[name])]
     (folder / TOKEN_FILE).write_text("".join(f"{key}\t{c}\n" for key, c in lines), encoding="utf-8")
@@ -173,7 +173,7 @@ def generate_flickr(
         plan = _Plan(n_images, seed, rates)
         summaries = _write_text(tmp / TEXT_DIR, seed, plan)
         _write_all_images(tmp / IMAGE_DIR, seed, plan, tuple(image_size), workers)
-        truth = {"generator": __name__, "params": params, "images": dict(zip(plan.names, plan.themes)),
+        truth = {"generator": __name__, "params": params, "images": dict(zip(plan.names, plan.themes, strict=True)),
                  "scenes": summaries, "quirks": {"no_split": plan.no_split, "no_file": plan.no_file}}
         (tmp / TRUTH_FILE).write_text(json.dumps(truth), encoding="utf-8")
 

@@ -212,7 +212,8 @@ def _npy_bytes(a: np.ndarray) -> bytes:
 
 
 def _mel_bytes(seed: int, song_id: int, mix, quirk: str | None, frames: int, dtype: np.dtype) -> bytes | None:
-    """The bytes of one song's .npy (None: no file) in `dtype` (the release's is undocumented; its size says float32)."""
+    """The bytes of one song's .npy (None: no file) in `dtype` (the release's is undocumented; its size says
+    float32)."""
     if quirk == "missing_mel":
         return None
     if quirk == "all_zero_mel":
@@ -479,7 +480,8 @@ class _JsonList:
     """A JSON list file written one record at a time (bounded memory at the real sizes)."""
 
     def __init__(self, path: Path):
-        self.file, self.n = open(path, "w", encoding="utf-8"), 0
+        # closed by __exit__: the class is itself the context manager (used in an ExitStack)
+        self.file, self.n = open(path, "w", encoding="utf-8"), 0  # noqa: SIM115
         self.file.write("[")
 
     def append(self, record: dict) -> None:
@@ -516,7 +518,7 @@ def _write_playlists(root: Path, seed: int, plan: _Plan, in_theme: float) -> Non
                       (outs, np.cumsum(plan.popularity[outs] * AFFINITY[t, plan.theme[outs]]))))
     with ExitStack() as stack:
         files = [stack.enter_context(_JsonList(root / f"{split}.json")) for split in SPLITS]
-        for pid, (theme_index, split) in enumerate(zip(plan.playlist_theme, plan.split)):
+        for pid, (theme_index, split) in enumerate(zip(plan.playlist_theme, plan.split, strict=True)):
             record = _playlist_record(seed, pid, int(theme_index), pools, in_theme, plan.tag_vocabulary)
             if SPLITS[split] != "train":
                 record = _mask(_rng(seed, _MASK, pid), record)

@@ -256,7 +256,8 @@ class _Canvas:
         a, b = int(y0 * self.h), max(int(y1 * self.h), int(y0 * self.h) + 1)
         for y in range(a, b):
             t = (y - a) / max(b - a - 1, 1)
-            self.draw.line([(0, y), (self.w, y)], fill=tuple(int(p + (q - p) * t) for p, q in zip(top, bottom)))
+            colour = tuple(int(p + (q - p) * t) for p, q in zip(top, bottom, strict=True))
+            self.draw.line([(0, y), (self.w, y)], fill=colour)
 
     def box(self, x0, y0, x1, y1, colour, **kw) -> None:
         self.draw.rectangle(self._xy(x0, y0, x1, y1), fill=colour, **kw)
@@ -301,7 +302,7 @@ def _paint_winter_snow(c: _Canvas, g: float) -> None:
 
 def _paint_night_city(c: _Canvas, g: float) -> None:
     c.gradient((8, 10, 30), (35, 30, 70), 0, g)
-    for x, y in zip(c.u(0, 1, 15), c.u(0, 0.3, 15)):
+    for x, y in zip(c.u(0, 1, 15), c.u(0, 0.3, 15), strict=True):
         c.box(x, y, x + 0.005, y + 0.006, (230, 230, 200))
     x = c.u(-0.05, 0.05)
     while x < 1:  # buildings with lit windows
@@ -345,7 +346,7 @@ def _paint_nature_walk(c: _Canvas, g: float) -> None:
         x, s = c.u(0, 1), c.u(0.06, 0.12)
         c.box(x - 0.012, g - 0.12, x + 0.012, g + 0.03, (95, 65, 35))
         c.ellipse(x - s, g - 0.12 - 2 * s, x + s, g - 0.1, c.jitter((35, 120, 40), 20))
-    for x, y in zip(c.u(0, 1, 25), c.u(g + 0.03, 1, 25)):  # flowers
+    for x, y in zip(c.u(0, 1, 25), c.u(g + 0.03, 1, 25), strict=True):  # flowers
         colour = _pick(c.rng, ((250, 240, 90), (240, 90, 130), (250, 250, 250)))
         c.ellipse(x - 0.008, y - 0.01, x + 0.008, y + 0.01, colour)
 
@@ -358,7 +359,7 @@ def _paint_party_dance(c: _Canvas, g: float) -> None:
         colour = _pick(c.rng, ((255, 60, 200), (60, 200, 255), (255, 230, 60), (120, 255, 120)))
         c.polygon([(x, 0), (x - spread, 1), (x + spread, 1)], colour + (70,))
     c.gradient((40, 25, 50), (60, 40, 70), g, 1)
-    for x, y in zip(c.u(0, 1, 40), c.u(0, 1, 40)):  # confetti
+    for x, y in zip(c.u(0, 1, 40), c.u(0, 1, 40), strict=True):  # confetti
         c.box(x, y, x + 0.01, y + 0.012, _pick(c.rng, ((255, 80, 80), (255, 240, 80), (80, 200, 255))))
 
 
@@ -554,10 +555,10 @@ def render_scene(scene: Scene, size: tuple[int, int]) -> Image.Image:
     if scene.bird:
         _draw_bird(c, COLOURS[scene.bird], c.u(0.15, 0.85), c.u(0.08, g - 0.15), 0.07)
     if scene.theme == "rainy_day":
-        for x, y in zip(c.u(-0.1, 1, 120), c.u(-0.1, 1, 120)):  # rain streaks over everything
+        for x, y in zip(c.u(-0.1, 1, 120), c.u(-0.1, 1, 120), strict=True):  # rain streaks over everything
             c.line([(x, y), (x + 0.015, y + 0.07)], (215, 220, 230, 150), 0.006)
     if scene.theme == "winter_snow":
-        for x, y in zip(c.u(0, 1, 60), c.u(0, 1, 60)):
+        for x, y in zip(c.u(0, 1, 60), c.u(0, 1, 60), strict=True):
             c.ellipse(x - 0.006, y - 0.008, x + 0.006, y + 0.008, (255, 255, 255, 220))
     return _add_noise(c.image, rng)
 
