@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mri.checkpoints import latest_checkpoint
 from mri.data.features import MelFeatures
 from mri.recommend.ann import SearchSettings
-from mri.recommend.command import latest_checkpoint
 from mri.recommend.index import FORMAT_VERSION, SongIndex
 from mri.recommend.pipeline import load_tag_mel
 

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mri.checkpoints import latest_checkpoint
 from mri.data.synthetic.melon import read_truth
-from mri.recommend.command import latest_checkpoint
 from mri.recommend.pipeline import Recommender
 
 HERE = Path(__file__).resolve().parent

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mri.recommend.command import latest_checkpoint
+from mri.checkpoints import latest_checkpoint
 from mri.recommend.pipeline import Recommender
 
 HERE = Path(__file__).resolve().parent

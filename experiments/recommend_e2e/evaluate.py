@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from mri.checkpoints import latest_checkpoint
 from mri.data.flickr import find_flickr
 from mri.data.images import BadImage
 from mri.data.melon import read_playlists
 from mri.data.synthetic.flickr import image_themes
 from mri.data.synthetic.melon import read_truth
-from mri.recommend.command import latest_checkpoint
 from mri.recommend.pipeline import Recommender
 
 ROOT = Path(__file__).resolve().parents[2]

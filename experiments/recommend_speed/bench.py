@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mri.checkpoints import CheckpointError
+from mri.checkpoints import CheckpointError, latest_checkpoint
 from mri.data.features import MelFeatures
 from mri.data.flickr import find_flickr
 from mri.data.melon import read_playlists
@@ -32,7 +32,6 @@ from mri.data.tags import TagVocabulary
 from mri.models.captioner_module import load_captioner
 from mri.models.image_stage import CaptionModel, ImageStage
 from mri.models.tag_mel import EarlyFusionNet, TwoTowerNet
-from mri.recommend.command import latest_checkpoint
 from mri.recommend.index import FORMAT_VERSION, SongIndex
 from mri.recommend.pipeline import Catalogue, Recommender, make_bridge
 

@@ -28,7 +28,7 @@ import httpx
 from omegaconf import DictConfig
 
 from mri.data.flickr import find_flickr
-from mri.recommend.command import checkpoints
+from mri.recommend.loading import checkpoints
 from mri.recommend.pipeline import PhotoResult
 from mri.serve.background import BackgroundServer
 from mri.serve.browser import chromium_page, find_chromium

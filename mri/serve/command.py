@@ -7,7 +7,7 @@ import uvicorn
 from fastapi import FastAPI
 from omegaconf import DictConfig
 
-from mri.recommend.command import build_index, checkpoints, load_recommender
+from mri.recommend.loading import build_index, checkpoints, load_recommender
 from mri.serve.app import make_app
 from mri.serve.batching import BatchSettings
 from mri.serve.examples import example_photos
