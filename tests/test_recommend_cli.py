@@ -4,11 +4,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from mri.checkpoints import CheckpointError
 from mri.recommend.bridge import TextRefused
 from mri.recommend.command import quote_text_argument, recommend
 from mri.recommend.index import MissingIndex, StaleIndex
+from mri.recommend.pipeline import caption_trust
 from mri.utils.config import compose_config
 from tests.conftest import recommend_cfg
 
@@ -135,3 +137,17 @@ def test_index_kind_is_chosen_by_config_and_another_kind_refused(trained, tmp_pa
     assert [s["score"] for s in ivf_result["songs"]] == pytest.approx([s["score"] for s in exact_result["songs"]])
     with pytest.raises(ValueError, match="index.kind='faiss'; choose one of exact, ivf, hnsw"):
         recommend(recommend_cfg(trained, tmp_path, idx, "index.kind=faiss", f"image={folder}"))
+
+
+def test_a_captioner_of_generated_scenes_weighs_less_than_one_trained_on_real_photos(trained, tmp_path):
+    _, _, ckpts, _ = trained
+    assert caption_trust(ckpts["captioner"], generated_weight=0.1) == 0.1  # the fixture trains on generated data
+    ckpt = torch.load(ckpts["captioner"], map_location="cpu", weights_only=True)
+    ckpt["mri"]["data"]["generated"] = False  # as if trained on a real Flickr8k root
+    real = tmp_path / "real.ckpt"
+    torch.save(ckpt, real)
+    assert caption_trust(real, generated_weight=0.1) == 1.0
+    del ckpt["mri"]["data"]["generated"]  # an older checkpoint: the datamodule's `generate` setting decides
+    ckpt["datamodule_hyper_parameters"]["generate"] = None
+    torch.save(ckpt, real)
+    assert caption_trust(real, generated_weight=0.1) == 1.0
