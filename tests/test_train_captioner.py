@@ -13,7 +13,9 @@ from mri.checkpoints import CheckpointError
 from mri.data.images import BadImage, image_paths, load_image
 from mri.eval import evaluate
 from mri.models.captioner_module import load_captioner
-from mri.models.image_stage import CaptionModel, ImageStage
+from mri.models.image_stage import CaptionModel, ImageStage, Trunk
+from mri.models.imagenet import ImageNetClassifier, _lite0
+from mri.recommend.tagger import PhotoTagger
 from mri.train import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,6 +86,26 @@ def test_checkpoint_captions_photos_alone(make_cfg, tmp_path):
     assert list(results) == photos
     assert isinstance(results[tmp_path / "photos" / "broken.jpg"], BadImage)
     assert sum(isinstance(r, dict) and isinstance(r["caption"], str) for r in results.values()) == 2
+
+    # beside a photo tagger on the same ImageNet weights and preprocessing, the encoder runs once per batch
+    tagger = PhotoTagger(ImageNetClassifier(_lite0(pretrained=True), "efficientnet_lite0", captioner.preprocessing,
+                                            1280))
+    caption_model = CaptionModel(captioner)
+    assert tagger.trunk.digest == caption_model.trunk.digest
+    tagger_runs, encoder_runs = [], []
+    feature_maps = tagger.trunk.feature_maps
+    tagger.trunk = Trunk(lambda x: tagger_runs.append(len(x)) or feature_maps(x), tagger.trunk.digest)
+    encoder = captioner.net.encoder
+    encoder_maps = encoder.feature_maps
+    encoder.feature_maps = lambda x: encoder_runs.append(len(x)) or encoder_maps(x)  # the captioner's own run
+    prepared = [ImageStage([tagger]).prepare(p) for p in paths if p.name != "broken.jpg"]
+    shared = ImageStage([tagger, caption_model]).describe(prepared)
+    assert tagger_runs == [len(prepared)] and encoder_runs == []  # the captioner took the tagger's maps
+    tagger.trunk = caption_model.trunk = None
+    apart = ImageStage([tagger, caption_model]).describe(prepared)
+    assert encoder_runs == [len(prepared)]
+    assert [f["caption"] for f in shared] == [f["caption"] for f in apart]
+    assert [f["tags"].classes for f in shared] == [f["tags"].classes for f in apart]
 
     run = subprocess.run([sys.executable, "caption.py", f"ckpt_path={ckpt}", f"image={tmp_path / 'photos'}",
                           f"paths.log_dir={tmp_path / 'logs'}", "beam_size=2"],

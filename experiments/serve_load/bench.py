@@ -2,6 +2,7 @@
 
     python experiments/serve_load/bench.py [--baseline fd373d8] [--clients 1 4 16] [--uploads 30 80 160]
                                            [--memory-uploads 1000] [--baseline-override KEY=VALUE ...]
+                                           [--new-override KEY=VALUE ...]
                                            [serve.yaml overrides, e.g. tag_mel_ckpt=...]
 
 Both servers are started as `python serve.py` processes on 127.0.0.1 from their own source trees (the
@@ -53,6 +54,9 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=16, help="distinct generated photos")
     parser.add_argument("--baseline-override", action="append", default=[], metavar="KEY=VALUE",
                         help="a serve.yaml override for the baseline only (replaces the same key of the others)")
+    parser.add_argument("--new-override", action="append", default=[], metavar="KEY=VALUE",
+                        help="a serve.yaml override for the new server only, e.g. tagger.enabled=false (the "
+                             "baseline has no tagger: the same image models on both)")
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("overrides", nargs="*", help="serve.yaml overrides for both servers")
     args = parser.parse_args()
@@ -65,7 +69,7 @@ def main() -> None:
         trees = {"new": ROOT}
         if args.baseline != "none":
             trees[args.baseline] = stack.enter_context(source_tree(args.baseline))
-        overrides = {"new": args.overrides, args.baseline: merged(args.overrides, args.baseline_override)}
+        overrides = {"new": merged(args.overrides, args.new_override), args.baseline: merged(args.overrides, args.baseline_override)}
         servers = {name: stack.enter_context(Server(tree, overrides[name])) for name, tree in trees.items()}
         report = {"load_average_start": load_average(), "photos": kind, "levels": [], "servers": {}}
         for server in servers.values():

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from mri.data.images import ImagePreprocessing
+from mri.models.image_stage import Trunk, for_inference
 from mri.models.imagenet import ImageNetClassifier
 from mri.recommend.bridge import Keyword, merge_keywords, read_versioned, weighted_item
 
@@ -150,7 +151,8 @@ class PhotoTagger:
 
     def __init__(self, classifier: ImageNetClassifier, moods: ClassMoods | None = None, top_k: int = 5,
                  min_probability: float = 0.05, light_weight: float = 0.3):
-        self.classifier = classifier.eval()
+        self.classifier = for_inference(classifier)
+        self.trunk = Trunk.of(classifier.model, classifier.forward_features) if classifier.num_features else None
         self.moods = moods or ClassMoods.load(n_classes=len(classifier.categories))
         self.top_k, self.min_probability, self.light_weight = top_k, min_probability, light_weight
 
@@ -164,10 +166,11 @@ class PhotoTagger:
         words |= {class_word(c) for i, c in enumerate(self.classifier.categories) if i not in self.moods.groups}
         return sorted(words | {w for _, w, _, _ in LIGHT_WORDS})
 
-    def tag_batch(self, x: torch.Tensor) -> list[PhotoTags]:
-        """x: (B, 3, H, W) as self.preprocessing makes them."""
+    def tag_batch(self, x: torch.Tensor, fmap: torch.Tensor | None = None) -> list[PhotoTags]:
+        """x: (B, 3, H, W) as self.preprocessing makes them; fmap: their (B, C, h, w) trunk feature maps, if run."""
         with torch.inference_mode():
-            probs = self.classifier(x).softmax(-1)  # (B, 1000)
+            logits = self.classifier(x) if fmap is None else self.classifier.forward_head(fmap)  # (B, 1000)
+            probs = logits.softmax(-1)
             top_p, top_i = probs.topk(self.top_k, dim=-1)  # (B, k)
             pre = self.preprocessing
             mean, std = torch.tensor(pre.mean).view(1, 3, 1, 1), torch.tensor(pre.std).view(1, 3, 1, 1)
