@@ -69,7 +69,8 @@ def main() -> None:
         trees = {"new": ROOT}
         if args.baseline != "none":
             trees[args.baseline] = stack.enter_context(source_tree(args.baseline))
-        overrides = {"new": merged(args.overrides, args.new_override), args.baseline: merged(args.overrides, args.baseline_override)}
+        overrides = {"new": merged(args.overrides, args.new_override),
+                     args.baseline: merged(args.overrides, args.baseline_override)}
         servers = {name: stack.enter_context(Server(tree, overrides[name])) for name, tree in trees.items()}
         report = {"load_average_start": load_average(), "photos": kind, "levels": [], "servers": {}}
         for server in servers.values():
@@ -226,9 +227,28 @@ def warm_up(server: Server, photos: list[bytes]) -> None:
             post(http, photo).raise_for_status()
 
 
-def same_answers(a: Server, b: Server, photos: list[bytes]) -> bool:
+def same_answers(a: Server, b: Server, photos: list[bytes]) -> str:
+    """'yes', or where the first differing answer differs: the fields both servers send, scores to 1e-4."""
     with httpx.Client(base_url=a.url, timeout=120) as ha, httpx.Client(base_url=b.url, timeout=120) as hb:
-        return all(post(ha, p).json() == post(hb, p).json() for p in photos)
+        for i, photo in enumerate(photos):
+            where = difference(post(ha, photo).json(), post(hb, photo).json(), f"photo {i}")
+            if where:
+                return f"no: {where}"
+    return "yes"
+
+
+def difference(x, y, where: str) -> str | None:
+    """The path of the first difference of two JSON values (floats within 1e-4), or None."""
+    if isinstance(x, dict) and isinstance(y, dict):  # the fields both send (a newer server may send more)
+        return next((d for k in x if k in y and (d := difference(x[k], y[k], f"{where}.{k}"))), None)
+    if isinstance(x, list) and isinstance(y, list):
+        if len(x) != len(y):
+            return f"{where}: {len(x)} vs {len(y)} items"
+        return next((d for i, (u, v) in enumerate(zip(x, y, strict=True)) if (d := difference(u, v, f"{where}[{i}]"))),
+                    None)
+    if isinstance(x, float) and isinstance(y, float | int):
+        return None if abs(x - y) <= 1e-4 else f"{where}: {x} vs {y}"
+    return None if x == y else f"{where}: {str(x)[:60]!r} vs {str(y)[:60]!r}"
 
 
 def run_load(url: str, photos: list[bytes], clients: int, uploads: int) -> dict:
