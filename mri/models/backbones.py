@@ -11,6 +11,7 @@ their classifier dropped, and `plain_cnn` is a small own CNN. The registry follo
     vec = backbone(x)  # (B, backbone.num_features)
 """
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -94,6 +95,17 @@ def create_backbone(
         raise ValueError(f"unknown backbone {name!r}; known backbones: {known}")
     backbone = _REGISTRY[name](in_chans=in_chans, pretrained=pretrained)
     return backbone if trainable else backbone.freeze()
+
+
+def weights_digest(module: nn.Module, names: bool = True) -> str:
+    """sha1 of a module's state dict, tensor by tensor in order: with their names, or of the values alone (two
+    modules that hold the same weights under other names get the same digest)."""
+    digest = hashlib.sha1()
+    for name, tensor in module.state_dict().items():
+        if names:
+            digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def adapt_input_conv(weight: torch.Tensor, in_chans: int) -> torch.Tensor:

@@ -13,14 +13,13 @@ Without attention the context is the mean feature, i.e. uniform attention weight
 """
 from __future__ import annotations
 
-import hashlib
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from mri.data.vocab import BOS_ID, EOS_ID, PAD_ID
-from mri.models.backbones import create_backbone
+from mri.models.backbones import create_backbone, weights_digest
 
 __all__ = ["CaptionEncoder", "Captioner", "SoftAttention"]
 
@@ -70,11 +69,7 @@ class CaptionEncoder(nn.Module):
 
     def cache_id(self) -> dict:
         """Plain data naming a frozen backbone's features: its name and a digest of its weights."""
-        digest = hashlib.sha1()
-        for name, tensor in self.backbone.state_dict().items():
-            digest.update(name.encode())
-            digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-        return {"name": self.name, "weights": digest.hexdigest()}
+        return {"name": self.name, "weights": weights_digest(self.backbone)}
 
 
 class SoftAttention(nn.Module):

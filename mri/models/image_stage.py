@@ -12,7 +12,6 @@ ImageNet weights, the same preprocessing) share one run of it per batch.
 """
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -21,6 +20,7 @@ import torch
 from torch import nn
 
 from mri.data.images import DEFAULT_MAX_PIXELS, BadImage, ImagePreprocessing, ImageSource, load_image
+from mri.models.backbones import weights_digest
 from mri.models.captioner_module import CaptionerModule
 
 
@@ -47,10 +47,7 @@ class Trunk:
     @classmethod
     def of(cls, module: nn.Module, feature_maps: Callable[[torch.Tensor], torch.Tensor]) -> Trunk:
         """feature_maps computed by module, named by a digest of its weights' values (not their names)."""
-        digest = hashlib.sha1()
-        for tensor in module.state_dict().values():
-            digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-        return cls(feature_maps, digest.hexdigest())
+        return cls(feature_maps, weights_digest(module, names=False))
 
 
 def for_inference(module: nn.Module) -> nn.Module:
