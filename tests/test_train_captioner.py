@@ -14,7 +14,7 @@ from mri.data.images import BadImage, image_paths, load_image
 from mri.eval import evaluate
 from mri.models.captioner_module import load_captioner
 from mri.models.image_stage import CaptionModel, ImageStage, Trunk
-from mri.models.imagenet import ImageNetClassifier, _lite0
+from mri.models.imagenet import ImageNetClassifier, load_classifier
 from mri.recommend.tagger import PhotoTagger
 from mri.train import train
 
@@ -88,8 +88,8 @@ def test_checkpoint_captions_photos_alone(make_cfg, tmp_path):
     assert sum(isinstance(r, dict) and isinstance(r["caption"], str) for r in results.values()) == 2
 
     # beside a photo tagger on the same ImageNet weights and preprocessing, the encoder runs once per batch
-    tagger = PhotoTagger(ImageNetClassifier(_lite0(pretrained=True), "efficientnet_lite0", captioner.preprocessing,
-                                            1280))
+    lite0 = load_classifier()
+    tagger = PhotoTagger(ImageNetClassifier(lite0.model, lite0.name, captioner.preprocessing, lite0.num_features))
     caption_model = CaptionModel(captioner)
     assert tagger.trunk.digest == caption_model.trunk.digest
     tagger_runs, encoder_runs = [], []

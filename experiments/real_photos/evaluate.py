@@ -1,7 +1,7 @@
 """Real photographs -> songs: do the top-10 songs' generated themes fit what the photo shows?
 
     python experiments/real_photos/evaluate.py [--tag-mel CKPT] [--index DIR] [--captioner CKPT]
-        [--caption-weight 0.1] [--k 10]
+        [--caption-weight W] [--k 10]
 
 The photos and the themes that fit each (labelled before any result was seen) are labels.tsv's. A song fits a
 photo when its generated theme (mri_synthetic.json of the Melon root) is one of the photo's. Printed per photo:
@@ -47,16 +47,18 @@ def main() -> None:
     parser.add_argument("--index", default=None, help="default: song_index/ in the tag-mel run folder")
     parser.add_argument("--captioner", default=None, help="a captioner checkpoint for the captioner paths")
     parser.add_argument("--cache-dir", default=str(ROOT / "data/cache/tag_embeddings"))
-    parser.add_argument("--caption-weight", type=float, default=0.1,
-                        help="generated_caption_weight: the words' weight of a captioner of generated scenes only")
+    parser.add_argument("--caption-weight", type=float, default=None,
+                        help="generated_caption_weight: the words' weight of a captioner of generated scenes only "
+                             "(default: Recommender.load's)")
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--quiet", action="store_true", help="the summary only")
     args = parser.parse_args()
     tag_mel = Path(args.tag_mel or latest_checkpoint(ROOT / "logs", "two_tower"))
     index_dir = args.index or tag_mel.resolve().parents[1] / "song_index"
     started = time.perf_counter()
+    weight = {} if args.caption_weight is None else {"generated_caption_weight": args.caption_weight}
     rec = Recommender.load(args.captioner, tag_mel, index_dir, bridge={"embedding": {"cache_dir": args.cache_dir}},
-                         generated_caption_weight=args.caption_weight)
+                           **weight)
     print(f"loaded in {time.perf_counter() - started:.1f} s; tag-mel {tag_mel}; captioner {args.captioner}")
     song_theme = np.array(read_truth(rec.store.meta["root"])["songs"]["theme"])  # by song id
     catalogue = Counter(song_theme[rec.index.song_ids])  # theme -> songs in the index
