@@ -6,6 +6,7 @@ import torch
 from scipy.stats import kendalltau
 from sklearn.metrics import ndcg_score
 
+from mri.metrics import ranking
 from mri.metrics.ranking import (
     TagRankingMetrics,
     kendall_tau_b,
@@ -113,7 +114,7 @@ def test_metric_matches_rank_metrics_with_shuffled_duplicated_batches():
     assert metric.compute()["ndcg"].item() == pytest.approx(expected)
 
 
-def test_baselines():
+def test_baselines(monkeypatch):
     gen = torch.Generator().manual_seed(0)
     target = graded(gen, 30, 400, zeros=0.2)  # dense graded relevance
     rand = random_ranking(target, seed=0, repeats=3)
@@ -125,6 +126,9 @@ def test_baselines():
     assert abs(rand["kendall_tau"]) < 0.1 < perfect["kendall_tau"]
     assert rand["mse"] == pytest.approx(target.var(unbiased=False).item())  # mean as prediction
     assert random_ranking(target, seed=0, repeats=3) == rand  # seeded
+    assert random_ranking(target, seed=0) == random_ranking(target, seed=0, repeats=5)  # small: 5 draws
+    monkeypatch.setattr(ranking, "RANDOM_DRAW_BUDGET", 2 * target.numel())
+    assert random_ranking(target, seed=0) == random_ranking(target, seed=0, repeats=2)  # large: fewer
 
     # songs relevant to many queries are the "popular" ones: popularity beats random
     popularity = (target > 0).sum(0).double()  # (N,)

@@ -53,6 +53,26 @@ def test_training_leaves_a_complete_run_folder_and_resumes(make_cfg, tmp_path):
     assert trainer.global_step == 2 * steps_per_epoch  # one epoch restored, one trained
 
 
+def test_baselines_are_scored_once_per_split(make_cfg, monkeypatch):
+    import mri.models.tag_mel_module as tag_mel_module
+    calls = []
+
+    def counted(ranking):
+        def run(target, *args, **kwargs):
+            calls.append((ranking.__name__, tuple(target.shape)))
+            return ranking(target, *args, **kwargs)
+        return run
+
+    for name in ("random_ranking", "popularity_ranking"):
+        monkeypatch.setattr(tag_mel_module, name, counted(getattr(tag_mel_module, name)))
+    cfg = make_cfg("train", "tag_mel", "model=squeezenet", "model.net.backbone=plain_cnn", "trainer.max_epochs=3",
+                   "+trainer.num_sanity_val_steps=0", "test=false")
+    _, objects = train(cfg)
+    assert objects["trainer"].current_epoch == 3
+    assert [name for name, _ in calls] == ["random_ranking", "popularity_ranking"]  # 3 epochs, one scoring
+    assert "val/random/ndcg@10" in objects["trainer"].callback_metrics  # still logged every epoch
+
+
 def test_eval_scores_a_checkpoint_and_refuses_another_model(make_cfg, tmp_path):
     cfg = make_cfg("train", "tag_mel", "model=squeezenet", "model.net.backbone=plain_cnn", "test=false")
     train(cfg)

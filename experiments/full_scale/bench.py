@@ -43,13 +43,17 @@ from hydra.utils import instantiate  # noqa: E402
 PHASES = ("generate", "steps", "setup", "workers", "train", "validate", "index", "serve")
 
 
-def data_config(name: str, **overrides) -> dict:
-    """The data config train.py composes for `data=name` (paths from MRI_DATA_DIR), as a plain dict."""
-    from omegaconf import OmegaConf
+def train_config(name: str, **overrides):
+    """The config train.py composes for `model=squeezenet data=name` (paths from MRI_DATA_DIR)."""
     with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
-        cfg = compose("train.yaml", overrides=[f"data={name}", "paths.output_dir=/tmp", "data.report_dir=null",
-                                               *(f"data.{k}={v}" for k, v in overrides.items())])
-    return OmegaConf.to_container(cfg.data, resolve=True)
+        return compose("train.yaml", overrides=["model=squeezenet", f"data={name}", "paths.output_dir=/tmp",
+                                                "data.report_dir=null", *(f"data.{k}={v}" for k, v in overrides.items())])
+
+
+def data_config(name: str, **overrides) -> dict:
+    """The data config train.py composes for `data=name`, as a plain dict."""
+    from omegaconf import OmegaConf
+    return OmegaConf.to_container(train_config(name, **overrides).data, resolve=True)
 
 
 def datamodule(name: str, **overrides):
@@ -255,13 +259,19 @@ def phase_validate(args):
 
 
 def net_and_checkpoint(dm, folder: Path):
-    """An untrained late-fusion net (build cost does not depend on the weights) saved as the index's checkpoint."""
-    from mri.models.tag_mel import TwoTowerNet
+    """model=squeezenet after one training step on the full-size data, saved by Lightning as train.py saves it
+    (the index and serve.py read its query tags and data facts); index build and serving cost do not depend
+    on how trained the weights are."""
+    import lightning as L
     torch.manual_seed(0)
-    net = TwoTowerNet(num_tags=len(dm.query_tags), backbone="squeezenet1_1", dim=64, dropout=0.1).eval()
+    module = instantiate(train_config("melon_full_synth").model)
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=1, limit_val_batches=0, num_sanity_val_steps=0,
+                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    trainer.fit(module, datamodule=dm)
     folder.mkdir(parents=True, exist_ok=True)
-    torch.save(net.state_dict(), folder / "net.ckpt")
-    return net, folder / "net.ckpt"
+    trainer.save_checkpoint(folder / "two_tower.ckpt")
+    return module.net.eval(), folder / "two_tower.ckpt"
 
 
 def phase_index(args):
@@ -284,7 +294,7 @@ def phase_serve(args):
     if not (work / "song_index" / "meta.json").is_file():
         raise SystemExit("run the index phase first")
     start = time.perf_counter()
-    rec = Recommender.load(args.captioner, work / "net.ckpt", work / "song_index")
+    rec = Recommender.load(args.captioner, work / "two_tower.ckpt", work / "song_index")
     t_load = time.perf_counter() - start
     make_app(rec, 10, UploadLimits(), example_photos((320, 240), 0))
     t_ready = time.perf_counter() - start

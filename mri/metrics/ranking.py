@@ -132,14 +132,20 @@ def rank_metrics(preds: Tensor, target: Tensor, k: int = 10) -> dict[str, float]
     return out | {name: torch.cat(v).nanmean().item() for name, v in per_query.items()}
 
 
+RANDOM_DRAW_BUDGET = 10_000_000  # (query, song) scores of random draws: one draw of a full Melon split is 54M
+
+
 def random_ranking(
-    target: Tensor, seed: int = 0, repeats: int = 5, k: int = 10
+    target: Tensor, seed: int = 0, repeats: int | None = None, k: int = 10
 ) -> dict[str, float]:
-    """rank_metrics of uniform random scores, averaged over `repeats` draws.
+    """rank_metrics of uniform random scores, averaged over `repeats` draws (None: 5, fewer where 5 draws
+    would score more than RANDOM_DRAW_BUDGET pairs; over that many the mean of one draw hardly varies).
 
     Random scores have no scale, so "mse" is instead that of the best constant prediction, the
     target's mean (i.e. the target's variance): the bar any regression of relevance must clear.
     """
+    if repeats is None:
+        repeats = max(1, min(5, RANDOM_DRAW_BUDGET // max(target.numel(), 1)))
     gen = torch.Generator().manual_seed(seed)
     draws = [
         rank_metrics(torch.rand(target.shape, generator=gen).to(target.device), target, k)  # (T, N)
