@@ -106,13 +106,18 @@ def test_datamodule_on_generated_data_without_mels(tmp_path):
     assert json.loads((tmp_path / "run" / "data.json").read_text())["songs"]["val"] > 0
 
 
-def test_randomized_svd_keeps_the_exact_similarity(root, monkeypatch):
-    """Large tag matrices take the randomized SVD: it gives what ARPACK gives on a long-tailed vocabulary."""
+@pytest.mark.parametrize("path", ["gram", "randomized"])
+def test_large_tag_matrices_keep_the_exact_similarity(root, monkeypatch, path):
+    """Large tag matrices take the Gram matrix's eigenvectors (or, past GRAM_MAX_TAGS, a randomized SVD):
+    they give what ARPACK gives on a long-tailed vocabulary, the Gram path to rounding."""
     from mri.data import tags
     train = read_playlists(root, "train")
     vocab = tags.TagVocabulary.from_playlists(train, min_count=3)
     exact = tags.TagSimilarity(vocab, train, dim=16).matrix(range(20))
     monkeypatch.setattr(tags, "EXACT_SVD_NONZEROS", 0)
+    monkeypatch.setattr(tags, "GRAM_MAX_TAGS", len(vocab) if path == "gram" else 0)
     fast = tags.TagSimilarity(vocab, train, dim=16).matrix(range(20))  # (20, V)
+    if path == "gram":
+        np.testing.assert_allclose(fast, exact, atol=1e-5)
     assert np.abs(fast - exact).mean() < 0.01 and np.abs(fast - exact).max() < 0.1
     assert all(len(set(np.argsort(-exact[i])[:5]) & set(np.argsort(-fast[i])[:5])) >= 4 for i in range(20))

@@ -47,7 +47,8 @@ def train_config(name: str, **overrides):
     """The config train.py composes for `model=squeezenet data=name` (paths from MRI_DATA_DIR)."""
     with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
         return compose("train.yaml", overrides=["model=squeezenet", f"data={name}", "paths.output_dir=/tmp",
-                                                "data.report_dir=null", *(f"data.{k}={v}" for k, v in overrides.items())])
+                                                "data.report_dir=null",
+                                                *(f"data.{k}={v}" for k, v in overrides.items())])
 
 
 def data_config(name: str, **overrides) -> dict:

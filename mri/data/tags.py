@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
 from scipy.sparse.linalg import svds
 from sklearn.utils.extmath import randomized_svd
@@ -25,6 +26,7 @@ from sklearn.utils.extmath import randomized_svd
 from mri.data.melon import Playlist, read_playlists
 
 EXACT_SVD_NONZEROS = 2_000_000  # tag vectors up to this size get an exact SVD (the generated default: ~0.3M)
+GRAM_MAX_TAGS = 12_000  # larger: the Gram matrix, V x V float64, would pass 1.1 GB
 
 
 def normalize_tag(tag: str) -> str:
@@ -132,15 +134,20 @@ class TagSimilarity:
 
 
 def _top_singular(m: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The top-k left singular vectors and values of m: ARPACK (exact) while small, else a randomized SVD.
+    """The top-k left singular vectors and values of m (V tags x D playlists and songs, V << D).
 
-    At the real size (6,000 tags x 823,000 playlists and songs, 15M nonzeros, k=64) ARPACK took 9 minutes on
-    2 cores; the randomized range finder with power iterations (Halko et al., 2011) keeps the same leading
-    axes in a fraction of that (experiments/full_scale/).
+    While small, ARPACK's svds. At the real size (5,807 tags x 823,060 playlists and songs, 14M nonzeros, k=64)
+    svds took 9 minutes, so there the left singular vectors are the top eigenvectors of the V x V Gram matrix
+    m m^T (exact, 25 s on 2 cores); only a vocabulary too large for a dense Gram matrix takes a randomized SVD
+    (Halko et al., 2011). Measured in experiments/full_scale/.
     """
     if m.nnz <= EXACT_SVD_NONZEROS:
         u, s, _ = svds(m, k=k, random_state=0)
         return u, s
+    if m.shape[0] <= GRAM_MAX_TAGS:
+        gram = (m @ m.T).toarray()  # (V, V)
+        eigenvalues, u = scipy.linalg.eigh(gram, subset_by_index=[len(gram) - k, len(gram) - 1])
+        return u, np.sqrt(eigenvalues.clip(0.0))
     u, s, _ = randomized_svd(m, k, n_oversamples=2 * k, n_iter=6, random_state=0)
     return u, s
 

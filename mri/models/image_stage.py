@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from mri.data.images import DEFAULT_MAX_PIXELS, BadImage, ImagePreprocessing, ImageSource, load_image
-from mri.models.backbones import weights_digest
+from mri.models.backbones import for_inference, weights_digest
 from mri.models.captioner_module import CaptionerModule
 
 
@@ -48,12 +48,6 @@ class Trunk:
     def of(cls, module: nn.Module, feature_maps: Callable[[torch.Tensor], torch.Tensor]) -> Trunk:
         """feature_maps computed by module, named by a digest of its weights' values (not their names)."""
         return cls(feature_maps, weights_digest(module, names=False))
-
-
-def for_inference(module: nn.Module) -> nn.Module:
-    """module in eval mode, its convolution weights channels-last: with channels-last batches (ImageStage's) a
-    batch of 16 photos runs 1.4-1.6x faster on a CPU (experiments/serve_load/README.md), the answers the same."""
-    return module.eval().to(memory_format=torch.channels_last)
 
 
 class CaptionModel:

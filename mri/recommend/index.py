@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from mri.data.features import MelFeatures
+from mri.models.backbones import for_inference
 from mri.recommend import ann
 from mri.recommend.ann import SearchSettings
 
@@ -137,9 +138,9 @@ class SongIndex:
     @classmethod
     def build(cls, folder: str | Path, net: torch.nn.Module, store: MelFeatures, query_tags: Sequence[str],
               ckpt_path: str | Path, config: dict | None = None, dtype: str = "float32",
-              batch_size: int = 1024, settings: SearchSettings | None = None) -> SongIndex:
-        """Encode every song of the store with `net` (a TwoTowerNet) and write the index, replacing any old one;
-        settings: the search kind to build (exact by default) and its structure.
+              batch_size: int = 256, settings: SearchSettings | None = None) -> SongIndex:
+        """Encode every song of the store with `net` (a TwoTowerNet, set for inference: eval, channels-last)
+        and write the index, replacing any old one; settings: the search kind to build (exact by default).
 
         Built in a temporary sibling folder and renamed into place: a half-built index never looks complete.
         """
@@ -153,13 +154,14 @@ class SongIndex:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         start = time.perf_counter()
-        net = net.eval()
+        net = for_inference(net)
         with torch.inference_mode():
             tags = net.encode_tags(torch.arange(len(query_tags))) * net.scale  # (T, dim)
             dim = tags.shape[1]
             vectors = np.lib.format.open_memmap(tmp / "vectors.npy", "w+", np.dtype(dtype), (len(store), dim))
             for s in range(0, len(store), batch_size):
                 mels = torch.from_numpy(store.standardized(slice(s, s + batch_size))).unsqueeze(1)  # (B, 1, 48, k)
+                mels = mels.contiguous(memory_format=torch.channels_last)
                 vectors[s:s + len(mels)] = net.encode_songs(mels).numpy()  # (B, dim)
             vectors.flush()
             bias = float(net.bias)

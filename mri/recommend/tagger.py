@@ -22,7 +22,8 @@ from pathlib import Path
 import torch
 
 from mri.data.images import ImagePreprocessing
-from mri.models.image_stage import Trunk, for_inference
+from mri.models.backbones import for_inference
+from mri.models.image_stage import Trunk
 from mri.models.imagenet import ImageNetClassifier
 from mri.recommend.bridge import Keyword, merge_keywords, read_versioned, weighted_item
 
