@@ -57,6 +57,30 @@ def test_similarity_groups_tags_of_the_same_mood():
         sim.nearest("없는태그")
 
 
+def test_cached_similarity_is_computed_once_per_playlists_file(tmp_path, monkeypatch):
+    import mri.data.tags as tags
+    source, cache = tmp_path / "train.json", tmp_path / "cache"
+    source.write_text("[]")  # only its bytes name the cache file
+    vocab = TagVocabulary.from_playlists(PLAYLISTS)
+    fresh = TagSimilarity(vocab, PLAYLISTS, dim=3).matrix()
+    np.testing.assert_array_equal(TagSimilarity.cached(vocab, PLAYLISTS, 3, cache, source).matrix(), fresh)
+    (written,) = cache.glob("tag-similarity-*.npz")
+
+    def computed(*args, **kwargs):
+        raise AssertionError("recomputed although cached")
+
+    with monkeypatch.context() as m:
+        m.setattr(tags, "_top_singular", computed)
+        np.testing.assert_array_equal(TagSimilarity.cached(vocab, PLAYLISTS, 3, cache, source).matrix(), fresh)
+        with pytest.raises(AssertionError, match="recomputed"):  # other playlists: another file
+            source.write_text('[{"id": 1}]')
+            TagSimilarity.cached(vocab, PLAYLISTS, 3, cache, source)
+    source.write_text("[]")
+    written.write_bytes(written.read_bytes()[:100])  # truncated: computed again and rewritten whole
+    np.testing.assert_array_equal(TagSimilarity.cached(vocab, PLAYLISTS, 3, cache, source).matrix(), fresh)
+    np.testing.assert_array_equal(TagSimilarity.cached(vocab, PLAYLISTS, 3, cache, source).matrix(), fresh)
+
+
 def test_nearest_tags_command(tmp_path, capsys, monkeypatch):
     import mri.data.tags as tags
 

@@ -11,11 +11,14 @@ On real Melon data this gives 여름 -> 바다, 휴가; 크리스마스 -> 캐�
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 import scipy.linalg
@@ -24,9 +27,11 @@ from scipy.sparse.linalg import svds
 from sklearn.utils.extmath import randomized_svd
 
 from mri.data.melon import Playlist, read_playlists
+from mri.utils.atomic import read_arrays, write_arrays
 
 EXACT_SVD_NONZEROS = 2_000_000  # tag vectors up to this size get an exact SVD (the generated default: ~0.3M)
 GRAM_MAX_TAGS = 12_000  # larger: the Gram matrix, V x V float64, would pass 1.1 GB
+SIMILARITY_CACHE_VERSION = 1  # of TagSimilarity.cached's files
 
 
 def normalize_tag(tag: str) -> str:
@@ -116,6 +121,26 @@ class TagSimilarity:
             u, s = _top_singular(vectors, dim)
             vectors = sp.csr_matrix(_unit_rows(sp.csr_matrix(u * s)))
         self.vectors = vectors
+
+    @classmethod
+    def cached(cls, vocab: TagVocabulary, playlists: Sequence[Playlist], dim: int | None, cache_dir: str | Path,
+               source: str | Path) -> TagSimilarity:
+        """TagSimilarity(vocab, playlists, dim), its vectors kept under cache_dir in a file named by the digest of
+        the playlists' file `source` and the settings: at the real Melon size they take 30 s to compute."""
+        digest = hashlib.sha256(Path(source).read_bytes())
+        digest.update(json.dumps([SIMILARITY_CACHE_VERSION, dim, vocab.tags], ensure_ascii=False).encode())
+        key = digest.hexdigest()[:20]
+        path = Path(cache_dir) / f"tag-similarity-{key}.npz"
+        similarity = cls.__new__(cls)
+        similarity.vocab = vocab
+        if (cached := read_arrays(path, key)) is not None:
+            similarity.vectors = sp.csr_matrix((cached["data"], cached["indices"], cached["indptr"]),
+                                               shape=tuple(cached["shape"]))
+            return similarity
+        similarity = cls(vocab, playlists, dim)
+        v = similarity.vectors
+        write_arrays(path, key, {"data": v.data, "indices": v.indices, "indptr": v.indptr, "shape": np.array(v.shape)})
+        return similarity
 
     def matrix(self, rows: Sequence[int] | None = None) -> np.ndarray:
         """Similarity of the given tags (default: all) to every vocabulary tag: (len(rows), V) float32."""

