@@ -252,7 +252,7 @@ def phase_validate(args):
     t_forward = time.perf_counter() - start
     values, t_metrics = timed("model's metrics", metrics.compute)
     _, target, index = metrics.assembled()
-    _, t_random = timed("random ranking (5 draws)", random_ranking, target)
+    _, t_random = timed("random ranking (expected)", random_ranking, target)
     _, t_pop = timed("popularity ranking", popularity_ranking, target, torch.from_numpy(dm.popularity("val")))
     print(f"  songs x tags {tuple(target.shape)}: forward {t_forward:.1f} s, metrics {t_metrics:.1f} s")
     report(shape=list(target.shape), forward_s=t_forward, metrics_s=t_metrics, random_s=t_random,

@@ -69,11 +69,16 @@ def _count_inversions(y: Tensor) -> Tensor:
     return count  # (T,)
 
 
+def _discount(n: int, k: int | None, device) -> Tensor:
+    """(N,) the DCG discount 1 / log2(position + 2) of the first k positions, 0 after (k None: all N)."""
+    full = 1.0 / torch.log2(torch.arange(n, device=device, dtype=torch.double) + 2)
+    return full if k is None else torch.where(torch.arange(n, device=device) < k, full, 0.0)
+
+
 def _ndcgs(preds: Tensor, target: Tensor, ks: tuple[int | None, ...]) -> list[Tensor]:
     """nDCG@k per query (T,) for each k of `ks` (None: the full list), from one sort of each row."""
     preds, target = preds.double(), target.double()
     n = preds.shape[1]
-    full = 1.0 / torch.log2(torch.arange(n, device=preds.device, dtype=torch.double) + 2)  # (N,)
     sorted_preds, order = preds.sort(1, descending=True)  # (T, N)
     gain = target.gather(1, order)  # (T, N) relevance in predicted order
     group = _tie_groups(sorted_preds)  # (T, N)
@@ -83,7 +88,7 @@ def _ndcgs(preds: Tensor, target: Tensor, ks: tuple[int | None, ...]) -> list[Te
     ideal_gain = target.sort(1, descending=True).values  # (T, N)
     out = []
     for k in ks:
-        discount = full if k is None else torch.where(torch.arange(n, device=preds.device) < k, full, 0.0)
+        discount = _discount(n, k, preds.device)
         dcg, ideal = (mean_gain * discount).sum(1), (ideal_gain * discount).sum(1)  # (T,)
         out.append(torch.where(ideal > 0, dcg / ideal, torch.nan))
     return out
@@ -132,28 +137,28 @@ def rank_metrics(preds: Tensor, target: Tensor, k: int = 10) -> dict[str, float]
     return out | {name: torch.cat(v).nanmean().item() for name, v in per_query.items()}
 
 
-RANDOM_DRAW_BUDGET = 10_000_000  # (query, song) scores of random draws: one draw of a full Melon split is 54M
+def random_ranking(target: Tensor, k: int = 10) -> dict[str, float]:
+    """The expected rank_metrics of a uniformly random order of the songs, exactly, without drawing one.
 
-
-def random_ranking(
-    target: Tensor, seed: int = 0, repeats: int | None = None, k: int = 10
-) -> dict[str, float]:
-    """rank_metrics of uniform random scores, averaged over `repeats` draws (None: 5, fewer where 5 draws
-    would score more than RANDOM_DRAW_BUDGET pairs; over that many the mean of one draw hardly varies).
-
-    Random scores have no scale, so "mse" is instead that of the best constant prediction, the
-    target's mean (i.e. the target's variance): the bar any regression of relevance must clear.
+    At every position a random order's expected gain is the row's mean relevance, so E[DCG@k] is that mean times
+    the first k discounts and E[nDCG@k] = E[DCG@k] / ideal DCG@k (the ideal is fixed); E[Kendall tau] = 0 (an
+    order and its reverse are equally likely, with concordant and discordant pairs swapped). Random scores have
+    no scale, so "mse" is instead that of the best constant prediction, the target's mean (i.e. the target's
+    variance): the bar any regression of relevance must clear.
     """
-    if repeats is None:
-        repeats = max(1, min(5, RANDOM_DRAW_BUDGET // max(target.numel(), 1)))
-    gen = torch.Generator().manual_seed(seed)
-    draws = [
-        rank_metrics(torch.rand(target.shape, generator=gen).to(target.device), target, k)  # (T, N)
-        for _ in range(repeats)
-    ]
-    out = {name: sum(d[name] for d in draws) / repeats for name in draws[0]}
-    out["mse"] = mse(target.double().mean().expand_as(target), target).item()
-    return out
+    n = target.shape[1]
+    per_query = {f"ndcg@{k}": [], "ndcg": []}
+    discounts = {f"ndcg@{k}": _discount(n, k, target.device), "ndcg": _discount(n, None, target.device)}
+    for s in range(0, target.shape[0], QUERY_CHUNK):
+        t = target[s:s + QUERY_CHUNK].double()  # (C, N)
+        ideal_gain, mean_gain = t.sort(1, descending=True).values, t.mean(1)
+        for name, discount in discounts.items():
+            ideal = (ideal_gain * discount).sum(1)  # (C,)
+            per_query[name].append(torch.where(ideal > 0, mean_gain * discount.sum() / ideal, torch.nan))
+    constant = target.amax(1) == target.amin(1)  # (T,) tau is undefined there, as in kendall_tau_b
+    tau = torch.where(constant, torch.nan, 0.0).nanmean().item()
+    out = {"mse": mse(target.double().mean().expand_as(target), target).item()}
+    return out | {name: torch.cat(v).nanmean().item() for name, v in per_query.items()} | {"kendall_tau": tau}
 
 
 def popularity_ranking(target: Tensor, popularity: Tensor, k: int = 10) -> dict[str, float]:
