@@ -106,6 +106,26 @@ def test_datamodule_on_generated_data_without_mels(tmp_path):
     assert json.loads((tmp_path / "run" / "data.json").read_text())["songs"]["val"] > 0
 
 
+def test_training_and_the_bridge_compute_the_tag_similarity_once(tmp_path, monkeypatch):
+    from mri.data import tags
+    from mri.recommend.pipeline import make_bridge
+    generate = {"n_songs": 300, "n_playlists": 400, "seed": 0, "statistics": "melon", "write_mels": False}
+    cache = tmp_path / "similarity"
+    dm = TagMelDataModule(str(tmp_path / "root"), str(tmp_path / "cache"), generate=generate,
+                          features={"mode": "global", "basis_songs": 100}, num_tags=8, min_tag_count=2,
+                          similarity_dim=4, train_batches="songs", similarity_cache_dir=str(cache))
+    dm.prepare_data()
+    dm.setup("fit")
+    assert len(list(cache.glob("tag-similarity-*.npz"))) == 1
+
+    def computed(*args, **kwargs):
+        raise AssertionError("the bridge computed the similarity again")
+
+    monkeypatch.setattr(tags, "_top_singular", computed)
+    bridge = make_bridge(dm.root, dm.query_tags, similarity_dim=4, min_tag_count=2, similarity_cache_dir=str(cache))
+    np.testing.assert_array_equal(bridge.similarity.matrix(range(len(dm.query_tags))), dm.sim)
+
+
 @pytest.mark.parametrize("path", ["gram", "randomized"])
 def test_large_tag_matrices_keep_the_exact_similarity(root, monkeypatch, path):
     """Large tag matrices take the Gram matrix's eigenvectors (or, past GRAM_MAX_TAGS, a randomized SVD):

@@ -77,6 +77,8 @@ class TagMelDataModule(LightningDataModule):
     root: a Melon root. With `generate` set, Melon-format data is generated there on first use.
     num_tags: query tags = the `num_tags` most frequent normalised tags (the model's embedding size).
     similarity_dim: tag vectors are smoothed to this many latent axes before the cosine (None: raw cosine).
+    similarity_cache_dir: where the tag similarity is kept once computed, for later runs and the recommender
+    (None: not kept).
     train_batches: "pairs" ((tag, song, target) triples, the slides' input) or "songs" (each training song
     with its targets for every query tag: far more signal per forward for a two-tower model).
     """
@@ -85,7 +87,8 @@ class TagMelDataModule(LightningDataModule):
                  num_tags: int = 64, min_tag_count: int = 1, similarity_dim: int | None = 16, val_fraction: float = 0.1,
                  test_fraction: float = 0.1, split_seed: int = 0, pairs_per_epoch: int = 20000,
                  own_tag_fraction: float = 0.2, train_batches: str = "pairs", batch_size: int = 256,
-                 eval_batch_size: int = 512, num_workers: int = 0, report_dir: str | None = None):
+                 eval_batch_size: int = 512, num_workers: int = 0, report_dir: str | None = None,
+                 similarity_cache_dir: str | None = None):
         super().__init__()
         if train_batches not in ("pairs", "songs"):
             raise ValueError(f"data.train_batches must be 'pairs' or 'songs', not {train_batches!r}")
@@ -126,7 +129,8 @@ class TagMelDataModule(LightningDataModule):
         flat = PlaylistTags(playlists, vocab)
         del playlists  # ~1 GB of Python objects at the real size; workers must not inherit them
         counts = flat.song_tag_counts(n_songs=int(song_ids[-1]) + 1)  # (S, V) the costly part, done once
-        similarity = TagSimilarity(vocab, flat, hp.similarity_dim, song_counts=counts)
+        similarity = TagSimilarity.cached(vocab, flat, hp.similarity_dim, hp.similarity_cache_dir,
+                                          self.root / "train.json", counts)
         self.sim = similarity.matrix(range(len(self.query_tags)))  # (T, V)
         self.song_tags = SongTags.from_playlists(flat, vocab, len(counts.indptr) - 1, song_counts=counts)
         del flat, counts, similarity

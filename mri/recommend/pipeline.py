@@ -109,12 +109,11 @@ def make_bridge(root: str | Path, query_tags: Sequence[str], lexicon: str | None
     embedding: settings of the open-vocabulary stage (enabled, cache_dir, titles_per_tag, word_weight, hubs,
     threads), None or enabled=false: lexicon and catalogue tags only. probes: words queries will mostly ask
     about (the tagger's vocabulary), embedded once with the tags and cached. similarity_cache_dir: where the tag
-    similarity is kept once computed (None: computed at every start; 30 s at the real Melon size).
+    similarity is kept once computed, shared with training's (None: computed at every start).
     """
     playlists = read_playlists(root, "train")
     vocab = TagVocabulary.from_playlists(playlists, min_tag_count)
-    similarity = TagSimilarity(vocab, playlists, similarity_dim) if similarity_cache_dir is None else \
-        TagSimilarity.cached(vocab, playlists, similarity_dim, similarity_cache_dir, Path(root) / "train.json")
+    similarity = TagSimilarity.cached(vocab, playlists, similarity_dim, similarity_cache_dir, Path(root) / "train.json")
     lexicon = Lexicon.load(lexicon)
     embedding = None if embedding is None else dict(embedding)
     tags = None
