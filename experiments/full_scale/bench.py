@@ -273,7 +273,7 @@ def net_and_checkpoint(dm, folder: Path):
     trainer.fit(module, datamodule=dm)
     folder.mkdir(parents=True, exist_ok=True)
     trainer.save_checkpoint(folder / "two_tower.ckpt")
-    return module.net.eval(), folder / "two_tower.ckpt"
+    return module.net, folder / "two_tower.ckpt"  # SongIndex.build sets it for inference
 
 
 def phase_index(args):

@@ -135,9 +135,9 @@ class TagSimilarity:
         digest.update(json.dumps([SIMILARITY_CACHE_VERSION, dim, vocab.tags], ensure_ascii=False).encode())
         key = digest.hexdigest()[:20]
         path = Path(cache_dir) / f"tag-similarity-{key}.npz"
-        similarity = cls.__new__(cls)
-        similarity.vocab = vocab
         if (cached := read_arrays(path, key)) is not None:
+            similarity = cls.__new__(cls)
+            similarity.vocab = vocab
             similarity.vectors = sp.csr_matrix((cached["data"], cached["indices"], cached["indptr"]),
                                                shape=tuple(cached["shape"]))
             return similarity
