@@ -51,6 +51,8 @@ def test_similarity_groups_tags_of_the_same_mood():
     i = vocab.index
     assert m[i["여름"], i["바다"]] > 0.4 > m[i["여름"], i["겨울"]]
     assert m[i["캐롤"], i["눈"]] > m[i["캐롤"], i["휴가"]]
+    rows, columns = [i["여름"], i["눈"]], [i["pop"], i["바다"], i["겨울"]]
+    np.testing.assert_allclose(sim.matrix(rows, columns), m[np.ix_(rows, columns)], atol=1e-6)
     near = [t for t, _ in sim.nearest("여름", k=2)]
     assert set(near) == {"바다", "휴가"}
     with pytest.raises(KeyError, match="not in the vocabulary"):

@@ -146,10 +146,12 @@ class TagSimilarity:
         write_arrays(path, key, {"data": v.data, "indices": v.indices, "indptr": v.indptr, "shape": np.array(v.shape)})
         return similarity
 
-    def matrix(self, rows: Sequence[int] | None = None) -> np.ndarray:
-        """Similarity of the given tags (default: all) to every vocabulary tag: (len(rows), V) float32."""
+    def matrix(self, rows: Sequence[int] | None = None, columns: Sequence[int] | None = None) -> np.ndarray:
+        """Similarity of the tags `rows` to the tags `columns` (default: every vocabulary tag, both):
+        (len(rows), len(columns)) float32."""
         left = self.vectors if rows is None else self.vectors[list(rows)]
-        return np.asarray((left @ self.vectors.T).todense(), dtype=np.float32).clip(0.0, 1.0)
+        right = self.vectors if columns is None else self.vectors[list(columns)]
+        return np.asarray((left @ right.T).todense(), dtype=np.float32).clip(0.0, 1.0)
 
     def nearest(self, tag: str, k: int = 10) -> list[tuple[str, float]]:
         """The k tags most similar to `tag` (itself excluded); KeyError with advice when unknown."""

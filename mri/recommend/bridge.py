@@ -330,12 +330,13 @@ class Bridge:
         if not seeds:
             return {}
         vocab = self.similarity.vocab.index
-        sims = self.similarity.matrix([vocab[s] for s in seeds])[:, self.query_rows]  # (S, T)
+        sims = self.similarity.matrix([vocab[s] for s in seeds], self.query_rows)  # (S, T)
         weights: dict[str, float] = defaultdict(float)
         for (seed, w), row in zip(seeds.items(), sims, strict=True):
             if seed in self.query_tags:
                 weights[seed] += w
-            order = [j for j in np.argsort(-row, kind="stable") if self.query_tags[j] != seed][:self.neighbours]
+            nearest = np.argsort(-row, kind="stable")[:self.neighbours + 1]  # the seed itself may be among them
+            order = [j for j in nearest if self.query_tags[j] != seed][:self.neighbours]
             for rank, j in enumerate(order, start=1):
                 if row[j] >= self.min_similarity:
                     added = w * float(row[j]) * self.decay**rank
