@@ -215,6 +215,12 @@ class ImagePreprocessing:
         object.__setattr__(self, "mean", tuple(self.mean))  # hashable also when read back from a checkpoint
         object.__setattr__(self, "std", tuple(self.std))
 
+    def example(self) -> torch.Tensor:
+        """A (1, 3, crop, crop) batch of fixed uniform noise as this preprocessing would give it, channels-last."""
+        noise = torch.rand(1, 3, self.crop, self.crop, generator=torch.Generator().manual_seed(0))
+        mean, std = torch.tensor(self.mean).view(1, 3, 1, 1), torch.tensor(self.std).view(1, 3, 1, 1)
+        return ((noise - mean) / std).contiguous(memory_format=torch.channels_last)
+
     def __call__(self, image: Image.Image) -> torch.Tensor:
         width, height = image.size
         if max(width, height) > MAX_ASPECT * min(width, height):

@@ -152,7 +152,8 @@ class PhotoTagger:
 
     def __init__(self, classifier: ImageNetClassifier, moods: ClassMoods | None = None, top_k: int = 5,
                  min_probability: float = 0.05, light_weight: float = 0.3):
-        self.classifier = for_inference(classifier)
+        example = classifier.preprocessing.example()
+        self.classifier = for_inference(classifier, lambda: classifier(example))
         self.trunk = Trunk.of(classifier.model, classifier.forward_features) if classifier.num_features else None
         self.moods = moods or ClassMoods.load(n_classes=len(classifier.categories))
         self.top_k, self.min_probability, self.light_weight = top_k, min_probability, light_weight
