@@ -105,7 +105,7 @@ def for_inference(module: nn.Module, run: Callable[[], torch.Tensor] | None = No
     song tower over 256 songs 2.7x faster (experiments/full_scale/README.md), the answers the same to rounding.
 
     run: runs module on an example (lambda: net.forward_features(x)); its batch norms are then folded into the
-    convolutions before them (mri.models.folding: 1.25x more for EfficientNet-Lite0). Inference only after that.
+    convolutions before them (mri.models.folding: 1.16-1.43x more for EfficientNet-Lite0). Inference only after that.
     """
     module = module.eval().to(memory_format=torch.channels_last)
     if run is not None:
