@@ -3,9 +3,10 @@
 In eval mode a BatchNorm2d right after a Conv2d is an affine map per channel: y = (conv(x) - mean) * s + beta
 with s = gamma / sqrt(var + eps), which the convolution can compute itself (weight * s, bias (b - mean) * s +
 beta). Folded, EfficientNet-Lite0 skips 49 passes over its activations: 1.16x faster for one photo and 1.43x for
-a batch of 16 on the 2-core AMD EPYC (experiments/serve_load/folding.py), logits the same to 2e-5. timm's BatchNormAct2d keeps its
-activation. Which norm follows which convolution is seen by running the module once (tensor identity between
-a convolution's output and a norm's input); the outputs are checked against the unfolded ones.
+a batch of 16 on the 2-core AMD EPYC (experiments/serve_load/folding.py), logits the same to 2e-5. timm's
+BatchNormAct2d keeps its activation. Which norm follows which convolution is seen by running the module once
+(tensor identity between a convolution's output and a norm's input); the outputs are checked against the
+unfolded ones.
 
     fold_batch_norms(classifier, lambda: classifier.forward_features(example))   # in place; the number folded
 """
