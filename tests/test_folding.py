@@ -3,6 +3,8 @@ import pytest
 import torch
 from torch import nn
 
+from mri.data.images import ImagePreprocessing
+from mri.models.captioner import CaptionEncoder
 from mri.models.folding import fold_batch_norms
 from mri.models.imagenet import load_classifier
 
@@ -60,3 +62,16 @@ def test_efficientnet_lite0_folds_every_norm_and_keeps_its_answers():
         logits = classifier(x)
     torch.testing.assert_close(logits, expected, atol=1e-4, rtol=1e-4)
     assert torch.equal(logits.argmax(1), expected.argmax(1))
+
+
+def test_a_captioners_feature_cache_encoder_is_a_folded_copy():
+    encoder = CaptionEncoder("efficientnet_lite0", dim=32, pretrained="DEFAULT", trainable=False)
+    before = {name: t.clone() for name, t in encoder.state_dict().items()}
+    example = ImagePreprocessing().example()  # the defaults: EfficientNet-Lite0's
+    folded = encoder.folded_copy(example)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.backbone.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in encoder.backbone.modules())  # the checkpointed one: as it was
+    assert all(torch.equal(t, before[name]) for name, t in encoder.state_dict().items())
+    x = torch.randn(2, 3, 224, 224)
+    with torch.inference_mode():
+        torch.testing.assert_close(folded.feature_maps(x), encoder.feature_maps(x), atol=1e-4, rtol=1e-4)

@@ -79,8 +79,9 @@ class CaptionerModule(MRIModule):
         datamodule = getattr(self.trainer, "datamodule", None)
         if self.facts_of(datamodule) and self.net.encoder.backbone.frozen and stage in ("fit", "validate", "test"):
             # the frozen encoder gives every image the same features in every epoch: computed once, cached
-            self.net.encoder.to(self.trainer.strategy.root_device)
-            datamodule.use_features(self.net.encoder.feature_maps, self.net.encoder.cache_id())
+            encoder = self.net.encoder.to(self.trainer.strategy.root_device)
+            folded = encoder.folded_copy(datamodule.preprocessing.example())
+            datamodule.use_features(folded.feature_maps, encoder.cache_id())
 
     def data_facts(self) -> dict:
         """vocab (the words, in id order), image_preprocessing (ImagePreprocessing.to_dict() of the training
