@@ -68,14 +68,17 @@ class CaptionEncoder(nn.Module):
             images = images.contiguous(memory_format=torch.channels_last)
         return self.backbone.forward_features(images)
 
-    def folded_copy(self, example: torch.Tensor) -> CaptionEncoder:
-        """A copy for computing a frozen backbone's features only, its batch norms folded (1.16-1.43x faster,
-        the maps the same to ~1e-5); this encoder and its checkpointed weights stay as they are.
-        example: one preprocessed image (1, 3, H, W)."""
-        folded = copy.deepcopy(self)
+    def fold_for_inference(self, example: torch.Tensor) -> CaptionEncoder:
+        """The backbone's batch norms folded into its convolutions, in place (1.16-1.54x faster, the maps the same
+        to ~1e-5): inference only from then on. example: one preprocessed image (1, 3, H, W)."""
         example = example.to(self.project[0].weight.device)
-        for_inference(folded.backbone, lambda: folded.feature_maps(example))
-        return folded
+        for_inference(self.backbone, lambda: self.feature_maps(example))
+        return self
+
+    def folded_copy(self, example: torch.Tensor) -> CaptionEncoder:
+        """A folded copy for computing a frozen backbone's features only (a feature cache); this encoder and its
+        checkpointed weights stay as they are."""
+        return copy.deepcopy(self).fold_for_inference(example)
 
     def cache_id(self) -> dict:
         """Plain data naming a frozen backbone's features: its name and a digest of its weights."""

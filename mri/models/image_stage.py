@@ -58,8 +58,7 @@ class CaptionModel:
     def __init__(self, captioner: CaptionerModule, beam_size: int | None = None):
         self.captioner, self.beam_size = for_inference(captioner), beam_size
         self.preprocessing = captioner.preprocessing
-        encoder, example = captioner.net.encoder, self.preprocessing.example()
-        for_inference(encoder.backbone, lambda: encoder.feature_maps(example))  # its batch norms folded
+        encoder = captioner.net.encoder.fold_for_inference(self.preprocessing.example())
         self.trunk = Trunk.of(encoder.backbone, encoder.feature_maps) if encoder.backbone.frozen else None
 
     def describe(self, images: torch.Tensor, fmap: torch.Tensor | None = None) -> list[str]:
