@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from mri.checkpoints import CheckpointError
+from mri.models.captioner_module import load_captioner
+from mri.models.image_stage import CaptionModel, ImageStage
 from mri.recommend.bridge import TextRefused
 from mri.recommend.command import quote_text_argument, recommend
 from mri.recommend.index import MissingIndex, StaleIndex
@@ -141,13 +143,35 @@ def test_index_kind_is_chosen_by_config_and_another_kind_refused(trained, tmp_pa
 
 def test_a_captioner_of_generated_scenes_weighs_less_than_one_trained_on_real_photos(trained, tmp_path):
     _, _, ckpts, _ = trained
-    assert caption_trust(ckpts["captioner"], generated_weight=0.1) == 0.1  # the fixture trains on generated data
+    trust = caption_trust(ckpts["captioner"], generated_weight=0.1)  # the fixture trains on generated data
+    threshold = trust.familiarity.threshold  # its checkpoint keeps its training photos' features
+    assert trust.weigh(None)[0] == trust.weigh(threshold - 0.01)[0] == 0.1 and trust.weigh(threshold)[0] == 1
     ckpt = torch.load(ckpts["captioner"], map_location="cpu", weights_only=True)
-    ckpt["mri"]["data"]["generated"] = False  # as if trained on a real Flickr8k root
+    del ckpt["mri"]["data"]["familiarity"]  # written before checkpoints kept it: every photo at generated_weight
     real = tmp_path / "real.ckpt"
     torch.save(ckpt, real)
-    assert caption_trust(real, generated_weight=0.1) == 1.0
+    assert caption_trust(real, generated_weight=0.1).weigh(1.0)[0] == 0.1
+    ckpt["mri"]["data"]["generated"] = False  # as if trained on a real Flickr8k root
+    torch.save(ckpt, real)
+    assert caption_trust(real, generated_weight=0.1).weigh(None) == (1.0, "caption")
     del ckpt["mri"]["data"]["generated"]  # an older checkpoint: the datamodule's `generate` setting decides
     ckpt["datamodule_hyper_parameters"]["generate"] = None
     torch.save(ckpt, real)
-    assert caption_trust(real, generated_weight=0.1) == 1.0
+    assert caption_trust(real, generated_weight=0.1).weigh(None) == (1.0, "caption")
+
+
+def test_a_generated_captioners_words_count_fully_on_photos_like_its_training_photos(trained):
+    """A training photo of the fixture's captioner is like its training photos, a real photograph is not; the
+    similarity is computed on the encoder's feature maps that the captioner uses too."""
+    _, _, ckpts, flickr = trained
+    caption_model = CaptionModel(load_captioner(ckpts["captioner"]))
+    familiarity = caption_model.familiarity()
+    assert familiarity.trunk is caption_model.trunk
+    generated, real = ImageStage([caption_model, familiarity]).run(
+        [flickr.image_path(flickr.splits["train"][0][0]), REAL_PHOTOS / "motorcycle.jpg"])
+    assert generated["familiarity"] == pytest.approx(1.0, abs=2e-3)  # the photo itself is among them
+    assert real["familiarity"] < familiarity.familiarity.threshold
+    trust = caption_trust(ckpts["captioner"], generated_weight=0.1)
+    (weight, source), (real_weight, real_source) = (trust.weigh(f["familiarity"]) for f in (generated, real))
+    assert weight == 1 and "on a photo like them: similarity 1.00 >=" in source
+    assert real_weight == 0.1 and "the photo unlike them: similarity" in real_source

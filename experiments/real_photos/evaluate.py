@@ -12,7 +12,8 @@ beside always answering the most labelled theme's songs (what the labels' imbala
 - tagger: the default without a captioner (`python train.py model=squeezenet` only);
 - tagger, lexicon only: the bridge without its embedding stage;
 - tagger, hubs none / csls: the embedding stage with other hub corrections;
-- captioner only / tagger + captioner (the captioner's words at generated_caption_weight): with --captioner.
+- captioner only / tagger + captioner (a captioner of generated scenes: its words at generated_caption_weight
+  on photos unlike its training photos, fully on the others): with --captioner.
 
 Checkpoints default to the latest runs under logs/ (as recommend.py picks them); the index must be built.
 """
@@ -92,7 +93,8 @@ def main() -> None:
                 print("  tags     " + ", ".join(f"{tag} {x:.2f}" for tag, x in list(t.weights.items())[:6]))
                 print("  songs    " + ", ".join(f"{th} {n}" for th, n in themes.most_common()))
             if path == "captioner only" and not args.quiet:
-                print(f"  caption  {found['caption']!r}: share {shares[path][-1]:.1f}")
+                like = f", like its training photos {found['familiarity']:.2f}" if "familiarity" in found else ""
+                print(f"  caption  {found['caption']!r}: share {shares[path][-1]:.1f}{like}")
     rec.bridge.embeddings = embeddings
 
     n_songs = sum(catalogue.values())
@@ -103,6 +105,11 @@ def main() -> None:
         print(f"  {path:28} {np.mean(values):.3f}")
     print(f"  {'random':28} {np.mean(random):.3f}")
     print(f"  {'always ' + common:28} {np.mean([common in fits for _, fits in labels]):.3f}  (labels' imbalance)")
+    if rec.caption_trust.familiarity is not None:
+        like = [f["familiarity"] for f in findings]
+        print(f"similarity to the captioner's training photos: {min(like):.3f}-{max(like):.3f}, threshold "
+              f"{rec.caption_trust.familiarity.threshold:.3f}: its words count fully on "
+              f"{sum(s >= rec.caption_trust.familiarity.threshold for s in like)} of {len(like)} photos")
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ def main() -> None:
     rows = {"model (tagger + captioner)": [], "model (captioner)": [], "model (tagger)": [],
             "model (reference caption)": [], "popularity": [], "random": []}
     rng = np.random.default_rng(0)
-    findings = rec.stage.run([flickr.image_path(name) for name, _ in test])
+    findings = list(rec.stage.run([flickr.image_path(name) for name, _ in test]))
     for (name, references), found in zip(test, findings, strict=True):
         relevant = song_theme == themes[name]
         relevant[np.setdiff1d(np.arange(len(song_theme)), ids)] = False  # only songs of the catalogue count
@@ -78,6 +78,12 @@ def main() -> None:
         rows["random"].append(np.mean([rank_metrics(rng.permutation(ids), relevant, args.k) for _ in range(20)], 0))
 
     print(f"{len(test)} test photos, {len(ids)} songs; tag-mel {tag_mel}; captioner {captioner}")
+    if rec.caption_trust.familiarity is not None:
+        threshold = rec.caption_trust.familiarity.threshold
+        like = [f["familiarity"] for f in findings if not isinstance(f, BadImage)]
+        familiar = sum(s >= threshold for s in like)
+        print(f"like the captioner's training photos (similarity >= {threshold:.3f}): {familiar} of {len(like)} "
+              f"(similarity {min(like):.3f}-{max(like):.3f})")
     print(f"{'':28}{'P@' + str(args.k):>8}{'R@' + str(args.k):>8}{'MRR':>8}")
     for name, values in rows.items():
         print(f"{name:28}" + "".join(f"{v:8.3f}" for v in np.mean(values, 0)))

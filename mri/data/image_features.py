@@ -111,6 +111,13 @@ class ImageFeatures:
             raise ValueError(f"{self.folder} holds no mirrored views: build it with views=2")
         return torch.from_numpy(self.features[self.row[name], int(mirrored)].astype(np.float32))
 
+    def pooled(self, names: Sequence[str], chunk: int = 256) -> torch.Tensor:
+        """The images' features averaged over positions (N, C) float32 (not mirrored), read chunk images at a time."""
+        rows = [self.row[name] for name in names]
+        parts = [self.features[rows[i:i + chunk], 0].astype(np.float32).mean(axis=1)  # (chunk, C)
+                 for i in range(0, len(rows), chunk)]
+        return torch.from_numpy(np.concatenate(parts)) if parts else torch.empty(0, self.features.shape[-1])
+
 
 def build_image_features(image_dir: str | os.PathLike, names: Sequence[str],
                          encode: Callable[[torch.Tensor], torch.Tensor], encoder_id: dict,

@@ -21,6 +21,7 @@ from mri.data.images import ImagePreprocessing, captioner_preprocessing
 from mri.data.vocab import PAD_ID, Vocabulary, tokenize
 from mri.metrics.captioning import CaptionMetrics
 from mri.models.base_module import MRIModule
+from mri.models.familiarity import Familiarity
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +82,16 @@ class CaptionerModule(MRIModule):
             # the frozen encoder gives every image the same features in every epoch: computed once, cached
             encoder = self.net.encoder.to(self.trainer.strategy.root_device)
             folded = encoder.folded_copy(datamodule.preprocessing.example())
-            datamodule.use_features(folded.feature_maps, encoder.cache_id())
+            store = datamodule.use_features(folded.feature_maps, encoder.cache_id())
+            train, val = (store.pooled(datamodule.image_names[split]) for split in ("train", "val"))
+            if len(val):  # how much a new photo looks like these (mri.models.familiarity), saved in checkpoints
+                self.facts["familiarity"] = Familiarity.fit(train, val).to_dict()
 
     def data_facts(self) -> dict:
         """vocab (the words, in id order), image_preprocessing (ImagePreprocessing.to_dict() of the training
         images: what a new photo gets), the Flickr root and whether it was generated (a captioner that has only
-        seen generated scenes is weak on real photos)."""
+        seen generated scenes is weak on real photos), and with a frozen encoder its training photos' features
+        (familiarity: Familiarity.to_dict(), to tell photos like them from others)."""
         preprocessing = self.preprocessing.to_dict() if self.preprocessing else None
         return {**self.facts, "vocab": self.vocab.to_list() if self.vocab else None,
                 "image_preprocessing": to_plain(preprocessing)}

@@ -22,6 +22,7 @@ from torch import nn
 from mri.data.images import DEFAULT_MAX_PIXELS, BadImage, ImagePreprocessing, ImageSource, load_image
 from mri.models.backbones import for_inference, weights_digest
 from mri.models.captioner_module import CaptionerModule
+from mri.models.familiarity import Familiarity, pooled
 
 
 class ImageModel(Protocol):
@@ -65,6 +66,26 @@ class CaptionModel:
         x = images if fmap is None else fmap.flatten(2).transpose(1, 2)  # (B, h*w, C), as a feature cache holds
         return self.captioner.caption(x.to(self.captioner.device), self.beam_size)
 
+    def familiarity(self) -> FamiliarityModel | None:
+        """The image model saying how much photos look like this captioner's training photos (None: its
+        checkpoint keeps no training photos' features, or its encoder is not a frozen trunk)."""
+        saved = self.captioner.facts.get("familiarity")
+        return FamiliarityModel(self, Familiarity.from_dict(saved)) if saved and self.trunk else None
+
+
+class FamiliarityModel:
+    """Finds per image its similarity to the nearest of a captioner's training photos (mri.models.familiarity),
+    on the captioner's frozen trunk (run once for both)."""
+
+    key = "familiarity"
+
+    def __init__(self, caption_model: CaptionModel, familiarity: Familiarity):
+        self.preprocessing, self.trunk, self.familiarity = caption_model.preprocessing, caption_model.trunk, familiarity
+
+    def describe(self, images: torch.Tensor, fmap: torch.Tensor | None = None) -> list[float]:
+        fmap = self.trunk.feature_maps(images) if fmap is None else fmap  # (B, C, h, w)
+        return self.familiarity.similarity(pooled(fmap)).tolist()
+
 
 @dataclass(frozen=True)
 class PreparedPhoto:
@@ -81,8 +102,9 @@ class ImageStage:
 
     def prepare(self, source: ImageSource) -> PreparedPhoto:
         """Read and preprocess a photo once per distinct preprocessing; BadImage when it cannot be used."""
-        image = load_image(source, self.max_pixels)
-        return PreparedPhoto({p: p(image) for p in dict.fromkeys(m.preprocessing for m in self.models)})
+        preprocessings = dict.fromkeys(m.preprocessing for m in self.models)
+        image = load_image(source, self.max_pixels, max((p.resize for p in preprocessings), default=None))
+        return PreparedPhoto({p: p(image) for p in preprocessings})
 
     def describe(self, photos: Sequence[PreparedPhoto]) -> list[dict[str, Any]]:
         """Each model once on the batch: per photo, model key -> its finding."""

@@ -7,9 +7,11 @@ step kept for display.
 
 The photo tagger (an ImageNet classifier that ships offline, plus light and colour) gives every photo keywords
 without a trained captioner. A captioner's caption adds its words; a captioner trained only on generated scenes
-has never seen a real photograph, so its words weigh `generated_caption_weight` (0.1) of a keyword of the
-tagger's: they complete the tagger's keywords on a real photo and cannot drown them. Whether its data was
-generated is read from the checkpoint (checkpoint["mri"]["data"]["generated"], else its datamodule's `generate`).
+has never seen a real photograph, so on a photo unlike its training photos its words weigh
+`generated_caption_weight` (0.1) of a keyword of the tagger's: they complete the tagger's keywords on a real
+photo and cannot drown them; on a photo like its training photos (mri.models.familiarity, from the features
+its checkpoint keeps) they count fully. Whether its data was generated is read from the checkpoint
+(checkpoint["mri"]["data"]["generated"], else its datamodule's `generate`).
 
 A photo goes through three steps that a server may run apart (`recommend` chains them):
 `prepare` (read and preprocess, no model), `describe` (the image models, on a batch of prepared
@@ -35,6 +37,7 @@ from mri.data.images import BadImage, ImageSource
 from mri.data.melon import genre_name, read_genres, read_playlists, read_songs
 from mri.data.tags import TagSimilarity, TagVocabulary
 from mri.models.captioner_module import load_captioner
+from mri.models.familiarity import Familiarity
 from mri.models.image_stage import CaptionModel, ImageStage, PreparedPhoto
 from mri.models.imagenet import load_classifier
 from mri.models.tag_mel_module import TagMelModule
@@ -124,14 +127,48 @@ def make_bridge(root: str | Path, query_tags: Sequence[str], lexicon: str | None
     return Bridge(lexicon, similarity, query_tags, embeddings=tags, **options)
 
 
-def caption_trust(captioner_ckpt: str | Path, generated_weight: float) -> float:
-    """The weight of a captioner's words beside the tagger's: generated_weight when it was trained only on
-    generated scenes (checkpoint["mri"]["data"]["generated"], else its datamodule's `generate` setting), else 1."""
+@dataclass(frozen=True)
+class CaptionTrust:
+    """The weight of a captioner's words beside the tagger's, per photo.
+
+    generated_weight: the weight when the captioner was trained only on generated scenes and the photo is not
+    like its training photos (1: the words count fully on every photo); familiarity: its training photos'
+    features, when its checkpoint keeps them (a photo like them gets weight 1; without them every photo gets
+    generated_weight).
+    """
+
+    generated_weight: float = 1.0
+    familiarity: Familiarity | None = None
+
+    def weigh(self, similarity: float | None) -> tuple[float, str]:
+        """The weight of a photo's caption words and where the trail says they came from, given the photo's
+        similarity to the captioner's training photos (None: not measured)."""
+        if self.generated_weight == 1:
+            return 1.0, "caption"
+        if similarity is not None and self.familiarity is not None:
+            threshold = self.familiarity.threshold
+            if similarity >= threshold:
+                return 1.0, (f"caption (a captioner of generated scenes, on a photo like them: "
+                             f"similarity {similarity:.2f} >= {threshold:.2f})")
+            why = f"the photo unlike them: similarity {similarity:.2f} < {threshold:.2f}, "
+        else:
+            why = ""
+        weight = self.generated_weight
+        return weight, f"caption (a captioner of generated scenes only, {why}weight {weight:g})"
+
+
+def caption_trust(captioner_ckpt: str | Path, generated_weight: float) -> CaptionTrust:
+    """How much to trust a captioner's words: generated_weight on photos unlike its training photos when it was
+    trained only on generated scenes (checkpoint["mri"]["data"]["generated"], else its datamodule's `generate`
+    setting), else fully."""
     ckpt = read_checkpoint(captioner_ckpt)
     data = (ckpt.get("mri") or {}).get("data") or {}
     generated = data["generated"] if "generated" in data else \
         (ckpt.get("datamodule_hyper_parameters") or {}).get("generate") is not None
-    return generated_weight if generated else 1.0
+    if not generated:
+        return CaptionTrust()
+    saved = data.get("familiarity")
+    return CaptionTrust(generated_weight, Familiarity.from_dict(saved) if saved else None)
 
 
 class Recommender:
@@ -139,7 +176,7 @@ class Recommender:
 
     def __init__(self, stage: ImageStage, index: SongIndex, bridge: Bridge, catalogue: Catalogue,
                  store: MelFeatures | None = None, reranker: TagMelModule | None = None, rerank_top: int = 50,
-                 batch_size: int = 16, caption_weight: float = 1.0):
+                 batch_size: int = 16, caption_trust: CaptionTrust = CaptionTrust()):
         if reranker is not None:
             if store is None:
                 raise ValueError("reranking needs the feature store the index was built from")
@@ -148,7 +185,7 @@ class Recommender:
                                  "train both on the same data.root and data.num_tags")
         self.stage, self.index, self.bridge, self.catalogue = stage, index, bridge, catalogue
         self.store, self.reranker, self.rerank_top = store, reranker, rerank_top
-        self.batch_size, self.caption_weight = batch_size, caption_weight
+        self.batch_size, self.caption_trust = batch_size, caption_trust
 
     @classmethod
     def load(cls, captioner_ckpt: str | Path | None, tag_mel_ckpt: str | Path, index_dir: str | Path,
@@ -173,14 +210,17 @@ class Recommender:
         photo_tagger = (PhotoTagger(load_classifier(tagger.pop("classifier", "efficientnet_lite0")), **tagger)
                         if tagger.pop("enabled", True) else None)
         models = [photo_tagger] if photo_tagger else []
+        trust = CaptionTrust()  # alone, a caption's words are all there is
         if captioner_ckpt:
             models.append(CaptionModel(load_captioner(captioner_ckpt), beam_size))
-        caption_weight = caption_trust(captioner_ckpt, generated_caption_weight) if photo_tagger and captioner_ckpt \
-            else 1.0  # alone, a caption's words are all there is
+            if photo_tagger:
+                trust = caption_trust(captioner_ckpt, generated_caption_weight)
+            if trust.familiarity is not None and (familiarity := models[-1].familiarity()):
+                models.append(familiarity)
         probes = photo_tagger.vocabulary() if photo_tagger else ()
         return cls(ImageStage(models), index, make_bridge(root, index.query_tags, probes=probes, **bridge),
                    Catalogue(root), store, load_tag_mel(rerank_ckpt, "early_fusion") if rerank_ckpt else None,
-                   caption_weight=caption_weight, **options)
+                   caption_trust=trust, **options)
 
     def recommend(self, photos: Sequence[ImageSource], k: int = 10, names: Sequence[str] | None = None,
                   text: str = "") -> Iterator[PhotoResult | PhotoError]:
@@ -213,14 +253,13 @@ class Recommender:
         return PhotoResult(name, caption, trail, self.songs(trail, k), photo_tags)
 
     def keywords(self, findings: dict[str, Any], text: str = "") -> tuple[list[Keyword], list[str]]:
-        """The photo's keywords (tagger's, caption's at the captioner's weight) and the text's, with notes."""
+        """The photo's keywords (tagger's, caption's at the weight CaptionTrust gives) and the text's, with notes."""
         words, notes = text_keywords(text, self.bridge.lexicon) if text else ([], [])
         if "tags" in findings:
             words = findings["tags"].keywords + words
         if findings.get("caption"):
-            source = "caption" if self.caption_weight == 1 else \
-                f"caption (a captioner of generated scenes only: weight {self.caption_weight:g})"
-            words += caption_keywords(findings["caption"], self.bridge.lexicon, self.caption_weight, source)
+            weight, source = self.caption_trust.weigh(findings.get("familiarity"))
+            words += caption_keywords(findings["caption"], self.bridge.lexicon, weight, source)
         return words, notes
 
     def songs(self, trail: Trail, k: int = 10) -> list[SongHit]:
