@@ -279,3 +279,27 @@ def test_preprocessing_is_plain_hashable_data():
     assert p == ImagePreprocessing() and hash(p) == hash(ImagePreprocessing())
     with pytest.raises(ValueError, match="crop=300"):
         ImagePreprocessing(resize=256, crop=300)
+
+
+REAL_PHOTO = Path(__file__).resolve().parents[1] / "experiments" / "real_photos" / "photos" / "dune.jpg"
+
+
+@pytest.mark.parametrize("size, decoded", [((4032, 3024), (504, 378)), ((2048, 1536), (512, 384)),
+                                           ((1080, 2400), (270, 600)), ((500, 375), (500, 375))])
+def test_a_large_jpeg_is_decoded_at_the_scale_its_preprocessing_needs(size, decoded):
+    """A phone photo is decoded at 1/2..1/8 scale, both sides staying >= resize; the tensor is the whole decode's
+    to within JPEG's rounding. A photo under twice the resize is decoded whole."""
+    photo = encoded(Image.open(REAL_PHOTO).convert("RGB").resize(size, Image.Resampling.BICUBIC), "JPEG", quality=92)
+    p = ImagePreprocessing()
+    reduced, whole = load_image(photo, min_side=p.resize), load_image(photo)
+    assert reduced.size == decoded and whole.size == size
+    error = (p.read(photo) - p(whole)).abs() * torch.tensor(p.std)[:, None, None]  # in [0, 1] pixel units
+    assert error.mean() < 0.01 and error.max() < 0.15, size
+    assert load_image(encoded(whole, "PNG"), min_side=p.resize).size == size  # other formats: decoded whole
+
+
+def test_a_reduced_decode_keeps_the_exif_rotation():
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to view
+    photo = encoded(noise((2048, 1024)), "JPEG", exif=exif, quality=90)
+    assert load_image(photo, min_side=256).size == (256, 512)

@@ -3,6 +3,7 @@ missing-index refusals."""
 import json
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,21 +12,34 @@ import torch
 from mri.data.features import MelFeatures
 from mri.models.tag_mel import TwoTowerNet
 from mri.recommend.ann import SearchSettings
+from mri.recommend.catalogue import Catalogue, IndexCatalogue, song_descriptions
 from mri.recommend.index import MissingIndex, SongIndex, StaleIndex
 
 N_SONGS, N_TAGS = 120, 6
 
 
+def make_melon_root(root, song_ids) -> None:
+    """The Melon files an index reads its songs' titles from (song_meta.json, genre_gn_all.json; train.json empty)."""
+    root.mkdir(parents=True)
+    songs = [{"id": int(i), "song_name": f"노래 {i}", "artist_name_basket": ["가수", f"artist {i % 7}"],
+              "song_gn_gnr_basket": ["GN0100", "GN9000"]} for i in song_ids]
+    (root / "song_meta.json").write_text(json.dumps(songs, ensure_ascii=False), encoding="utf-8")
+    (root / "genre_gn_all.json").write_text(json.dumps({"GN0100": "발라드"}, ensure_ascii=False), encoding="utf-8")
+    (root / "train.json").write_text("[]")
+
+
 def make_store(folder, seed: int = 0, n_songs: int = N_SONGS, themes: int = 0) -> MelFeatures:
-    """A feature store folder as build_features writes it, with random features (around `themes` centres)."""
+    """A feature store folder as build_features writes it, with random features (around `themes` centres), of the
+    songs of a Melon root beside it."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True)
+    make_melon_root(folder.parent / "melon", np.arange(n_songs) * 3)
     features = rng.normal(size=(n_songs, 48, 20))
     if themes:
         features += 2 * rng.normal(size=(themes, 48, 20))[rng.integers(themes, size=n_songs)]
     np.save(folder / "features.npy", features.astype(np.float16))
     np.save(folder / "song_ids.npy", np.arange(n_songs, dtype=np.int64) * 3)
-    meta = {"root": str(folder), "n_songs": n_songs, "seed": seed,
+    meta = {"root": str(folder.parent / "melon"), "n_songs": n_songs, "seed": seed,
             "mean": np.zeros((48, 20)).tolist(), "std": np.ones((48, 20)).tolist()}
     (folder / "meta.json").write_text(json.dumps(meta))
     return MelFeatures(folder)
@@ -211,3 +225,26 @@ def test_an_index_of_another_kind_or_structure_is_refused(large, tmp_path):
 def test_bad_search_settings_say_what_is_wrong(values, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         SearchSettings.from_dict(values)
+
+
+def test_the_index_keeps_its_songs_titles_so_a_start_need_not_read_song_meta(built, tmp_path, caplog):
+    _, store, _, index = built
+    root = Path(store.meta["root"])
+    catalogue = Catalogue.load(root, index.folder)
+    assert isinstance(catalogue, IndexCatalogue)
+    described = song_descriptions(root)
+    assert [catalogue.describe(int(i)) for i in index.song_ids] == [described[int(i)] for i in index.song_ids]
+    assert catalogue.describe(3) == ("노래 3", "가수, artist 3", "발라드, GN9000 (undeclared)")
+    assert catalogue.describe(4) == ("?", "?", "?")  # not a song of the index
+    song_meta = root / "song_meta.json"
+    songs = json.loads(song_meta.read_text(encoding="utf-8"))
+    songs[1]["song_name"] = "새 제목"
+    song_meta.write_text(json.dumps(songs, ensure_ascii=False), encoding="utf-8")  # changed since the build
+    reread = Catalogue.load(root, index.folder)
+    assert type(reread) is Catalogue
+    assert reread.describe(3) == ("새 제목", "가수, artist 3", "발라드, GN9000 (undeclared)")
+    assert "was built before" in caplog.text and "build_index=true" in caplog.text
+    meta = json.loads((index.folder / "meta.json").read_text())
+    del meta["catalogue"]  # an index written before indexes kept the titles
+    (index.folder / "meta.json").write_text(json.dumps(meta))
+    assert type(Catalogue.load(root, index.folder)) is Catalogue and "keeps no copy" in caplog.text

@@ -32,8 +32,9 @@ from mri.data.tags import TagVocabulary
 from mri.models.captioner_module import load_captioner
 from mri.models.image_stage import CaptionModel, ImageStage
 from mri.models.tag_mel import EarlyFusionNet, TwoTowerNet
+from mri.recommend.catalogue import Catalogue
 from mri.recommend.index import FORMAT_VERSION, SongIndex
-from mri.recommend.pipeline import Catalogue, Recommender, make_bridge
+from mri.recommend.pipeline import Recommender, make_bridge
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -93,7 +94,7 @@ def sample_store(folder: Path, n: int) -> MelFeatures:
 def photo_latency(captioner_ckpt, index: SongIndex, query_tags: list[str], args, rows: dict) -> dict:
     """Image -> top-10 with the models loaded: median over test photos, and what early fusion would take."""
     recommender = Recommender(ImageStage([CaptionModel(load_captioner(captioner_ckpt))]), index,
-                              make_bridge(args.melon, query_tags), Catalogue(args.melon))
+                              make_bridge(args.melon, query_tags), Catalogue.load(args.melon))
     flickr = find_flickr(args.flickr)
     photos = [flickr.image_path(name) for name, _ in flickr.splits["test"][:args.repeats + 1]]
     latencies, tags_used = [], []

@@ -68,7 +68,7 @@ class ImageFiles:
         self.paths, self.preprocessing = paths, preprocessing
 
     def __call__(self, i: int, mirrored: bool) -> torch.Tensor:
-        image = self.preprocessing(load_image(self.paths[i]))  # (3, S, S)
+        image = self.preprocessing.read(self.paths[i])  # (3, S, S)
         return image.flip(-1) if mirrored else image
 
 
@@ -163,7 +163,7 @@ class CaptionDataModule(LightningDataModule):
         kept = []
         for name, captions in self.files.splits[split]:
             try:
-                load_image(self.files.image_path(name), self.hparams.max_pixels)
+                load_image(self.files.image_path(name), self.hparams.max_pixels, self.preprocessing.resize)
             except BadImage as e:
                 self.image_report.add(name, e.reason, e.detail)
                 continue

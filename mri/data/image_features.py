@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mri.data.images import BadImage, ImagePreprocessing, ImageReport, load_image
+from mri.data.images import BadImage, ImagePreprocessing, ImageReport
 from mri.utils.atomic import write_text_atomically
 
 log = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ def _write_store(tmp: Path, image_dir: Path, names: list[str], encode: Callable,
         if i % 500 == 0:
             log.info("image features: %d of %d images encoded", i, len(names))
         try:
-            batch.append(preprocessing(load_image(image_dir / name, **limit)))
+            batch.append(preprocessing.read(image_dir / name, **limit))
         except BadImage as err:
             report.add(name, err.reason, err.detail)
             continue

@@ -5,9 +5,11 @@ A built index is a folder:
     vectors.npy     (N, dim) float32 or float16, unit rows: the song tower's output for every song with features
     song_ids.npy    (N,) int64, the feature store's order
     tags.npy        (T, dim) float32: the tag tower's vectors of the model's query tags, times the model's scale
+    catalogue.jsonl, catalogue_offsets.npy   the songs' titles, artists and genre names in row order, so that
+                    opening a recommender need not read song_meta.json (mri.recommend.catalogue)
     ann.faiss       index.kind=ivf|hnsw only: the FAISS structure over the vectors (mri.recommend.ann)
-    meta.json       what produced it (checkpoint path, sha256, mtime; feature store; net config; search kind and
-                    its build parameters); written last
+    meta.json       what produced it (checkpoint path, sha256, mtime; feature store; net config; the Melon files
+                    the catalogue was read from; search kind and its build parameters); written last
 
 A query is a weight vector over the query tags; its score for a song is the weighted mean of the model's
 scores, sum_t w_t * (scale * cos(tag_t, song) + bias), i.e. a (Q, dim) query vector against the song vectors.
@@ -31,6 +33,7 @@ from mri.data.features import MelFeatures
 from mri.models.backbones import for_inference
 from mri.recommend import ann
 from mri.recommend.ann import SearchSettings
+from mri.recommend.catalogue import write_catalogue
 
 FORMAT_VERSION = 1
 DTYPES = ("float32", "float16")
@@ -168,9 +171,12 @@ class SongIndex:
         del vectors
         np.save(tmp / "song_ids.npy", store.song_ids)
         np.save(tmp / "tags.npy", tags.numpy().astype(np.float32))
+        root = store.meta.get("root")  # every store built from a Melon root names it; a benchmark's may not
+        catalogue = write_catalogue(tmp, root, store.song_ids) if root else None
         meta = {"version": FORMAT_VERSION, "n_songs": len(store), "dim": dim, "dtype": dtype,
                 "query_tags": list(query_tags), "bias": bias, "provenance": provenance(ckpt_path, store),
-                "config": config or {}, "search": _write_search(tmp, settings or SearchSettings()),
+                "config": config or {}, "catalogue": catalogue,
+                "search": _write_search(tmp, settings or SearchSettings()),
                 "build_seconds": time.perf_counter() - start, "built_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
         _write_meta(tmp, meta)
         shutil.rmtree(folder, ignore_errors=True)

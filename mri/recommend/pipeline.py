@@ -34,7 +34,7 @@ import torch
 from mri.checkpoints import KINDS, CheckpointError, expect_kind, load_module, read_checkpoint
 from mri.data.features import MelFeatures
 from mri.data.images import BadImage, ImageSource
-from mri.data.melon import genre_name, read_genres, read_playlists, read_songs
+from mri.data.melon import read_playlists
 from mri.data.tags import TagSimilarity, TagVocabulary
 from mri.models.captioner_module import load_captioner
 from mri.models.familiarity import Familiarity
@@ -43,6 +43,7 @@ from mri.models.imagenet import load_classifier
 from mri.models.tag_mel_module import TagMelModule
 from mri.recommend.ann import SearchSettings
 from mri.recommend.bridge import Bridge, Keyword, Lexicon, Trail, caption_keywords, tag_descriptions, text_keywords
+from mri.recommend.catalogue import Catalogue
 from mri.recommend.embedding import SentenceEncoder, TagEmbeddings
 from mri.recommend.index import SongIndex
 from mri.recommend.tagger import PhotoTagger, PhotoTags
@@ -80,19 +81,6 @@ class PhotoError:
 
     def to_dict(self) -> dict:
         return {"path": self.path, "error": self.error, "reason": self.reason}
-
-
-class Catalogue:
-    """Title, artists and genre names of the songs of a Melon root, looked up by song id."""
-
-    def __init__(self, root: str | Path):
-        self.root = Path(root)  # where the songs' mel files are (mel_path)
-        genres = read_genres(root)
-        self.songs = {s.id: (s.name, ", ".join(s.artists), ", ".join(genre_name(genres, g) for g in s.genres))
-                      for s in read_songs(root)}
-
-    def describe(self, song_id: int) -> tuple[str, str, str]:
-        return self.songs.get(song_id, ("?", "?", "?"))
 
 
 def load_tag_mel(ckpt_path: str | Path, kind: str = "two_tower") -> TagMelModule:
@@ -218,9 +206,9 @@ class Recommender:
             if trust.familiarity is not None and (familiarity := models[-1].familiarity()):
                 models.append(familiarity)
         probes = photo_tagger.vocabulary() if photo_tagger else ()
+        reranker = load_tag_mel(rerank_ckpt, "early_fusion") if rerank_ckpt else None
         return cls(ImageStage(models), index, make_bridge(root, index.query_tags, probes=probes, **bridge),
-                   Catalogue(root), store, load_tag_mel(rerank_ckpt, "early_fusion") if rerank_ckpt else None,
-                   caption_trust=trust, **options)
+                   Catalogue.load(root, index.folder), store, reranker, caption_trust=trust, **options)
 
     def recommend(self, photos: Sequence[ImageSource], k: int = 10, names: Sequence[str] | None = None,
                   text: str = "") -> Iterator[PhotoResult | PhotoError]:
