@@ -8,7 +8,7 @@ import torch
 
 from mri.checkpoints import CheckpointError
 from mri.models.captioner_module import load_captioner
-from mri.models.image_stage import CaptionModel, ImageStage
+from mri.models.image_stage import CaptionModel, FamiliarityModel, ImageStage
 from mri.recommend.bridge import TextRefused
 from mri.recommend.command import quote_text_argument, recommend
 from mri.recommend.index import MissingIndex, StaleIndex
@@ -165,13 +165,13 @@ def test_a_generated_captioners_words_count_fully_on_photos_like_its_training_ph
     similarity is computed on the encoder's feature maps that the captioner uses too."""
     _, _, ckpts, flickr = trained
     caption_model = CaptionModel(load_captioner(ckpts["captioner"]))
-    familiarity = caption_model.familiarity()
+    trust = caption_trust(ckpts["captioner"], generated_weight=0.1)
+    familiarity = FamiliarityModel(caption_model, trust.familiarity)
     assert familiarity.trunk is caption_model.trunk
     generated, real = ImageStage([caption_model, familiarity]).run(
         [flickr.image_path(flickr.splits["train"][0][0]), REAL_PHOTOS / "motorcycle.jpg"])
     assert generated["familiarity"] == pytest.approx(1.0, abs=2e-3)  # the photo itself is among them
     assert real["familiarity"] < familiarity.familiarity.threshold
-    trust = caption_trust(ckpts["captioner"], generated_weight=0.1)
     (weight, source), (real_weight, real_source) = (trust.weigh(f["familiarity"]) for f in (generated, real))
     assert weight == 1 and "on a photo like them: similarity 1.00 >=" in source
     assert real_weight == 0.1 and "the photo unlike them: similarity" in real_source

@@ -46,8 +46,7 @@ def phone_sized(photo: bytes) -> bytes:
 
 def decoded_whole(rec: Recommender, photo: ImageSource) -> PreparedPhoto:
     """rec.prepare without the reduced decode: every pixel of the JPEG decoded, then preprocessed."""
-    image = load_image(photo, rec.stage.max_pixels)
-    return PreparedPhoto({p: p(image) for p in dict.fromkeys(m.preprocessing for m in rec.stage.models)})
+    return rec.stage.preprocess(load_image(photo, rec.stage.max_pixels))
 
 
 def main() -> None:

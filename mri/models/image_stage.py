@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
+from PIL import Image
 from torch import nn
 
 from mri.data.images import DEFAULT_MAX_PIXELS, BadImage, ImagePreprocessing, ImageSource, load_image
@@ -66,16 +67,10 @@ class CaptionModel:
         x = images if fmap is None else fmap.flatten(2).transpose(1, 2)  # (B, h*w, C), as a feature cache holds
         return self.captioner.caption(x.to(self.captioner.device), self.beam_size)
 
-    def familiarity(self) -> FamiliarityModel | None:
-        """The image model saying how much photos look like this captioner's training photos (None: its
-        checkpoint keeps no training photos' features, or its encoder is not a frozen trunk)."""
-        saved = self.captioner.facts.get("familiarity")
-        return FamiliarityModel(self, Familiarity.from_dict(saved)) if saved and self.trunk else None
-
 
 class FamiliarityModel:
     """Finds per image its similarity to the nearest of a captioner's training photos (mri.models.familiarity),
-    on the captioner's frozen trunk (run once for both)."""
+    on the captioner's frozen trunk (run once for both; caption_model.trunk must not be None)."""
 
     key = "familiarity"
 
@@ -102,9 +97,16 @@ class ImageStage:
 
     def prepare(self, source: ImageSource) -> PreparedPhoto:
         """Read and preprocess a photo once per distinct preprocessing; BadImage when it cannot be used."""
-        preprocessings = dict.fromkeys(m.preprocessing for m in self.models)
-        image = load_image(source, self.max_pixels, max((p.resize for p in preprocessings), default=None))
-        return PreparedPhoto({p: p(image) for p in preprocessings})
+        sides = [p.resize for p in self.preprocessings()]
+        return self.preprocess(load_image(source, self.max_pixels, max(sides, default=None)))
+
+    def preprocessings(self) -> list[ImagePreprocessing]:
+        """The distinct preprocessings of the models, in model order."""
+        return list(dict.fromkeys(m.preprocessing for m in self.models))
+
+    def preprocess(self, image: Image.Image) -> PreparedPhoto:
+        """An RGB image (as load_image gives it) preprocessed once per distinct preprocessing."""
+        return PreparedPhoto({p: p(image) for p in self.preprocessings()})
 
     def describe(self, photos: Sequence[PreparedPhoto]) -> list[dict[str, Any]]:
         """Each model once on the batch: per photo, model key -> its finding."""

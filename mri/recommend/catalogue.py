@@ -70,7 +70,7 @@ class Catalogue:
                 return IndexCatalogue(root, folder, np.load(folder / "song_ids.npy"))
             why = "keeps no copy of the songs' titles" if not meta else f"was built before {root}'s song files changed"
             log.warning("song index %s %s: reading song_meta.json (18 s at the real size); rebuild the index "
-                     "(python recommend.py build_index=true) to start without it", folder, why)
+                        "(python recommend.py build_index=true) to start without it", folder, why)
         return cls(root, song_descriptions(root))
 
     def describe(self, song_id: int) -> tuple[str, str, str]:

@@ -38,7 +38,7 @@ from mri.data.melon import read_playlists
 from mri.data.tags import TagSimilarity, TagVocabulary
 from mri.models.captioner_module import load_captioner
 from mri.models.familiarity import Familiarity
-from mri.models.image_stage import CaptionModel, ImageStage, PreparedPhoto
+from mri.models.image_stage import CaptionModel, FamiliarityModel, ImageStage, PreparedPhoto
 from mri.models.imagenet import load_classifier
 from mri.models.tag_mel_module import TagMelModule
 from mri.recommend.ann import SearchSettings
@@ -203,8 +203,8 @@ class Recommender:
             models.append(CaptionModel(load_captioner(captioner_ckpt), beam_size))
             if photo_tagger:
                 trust = caption_trust(captioner_ckpt, generated_caption_weight)
-            if trust.familiarity is not None and (familiarity := models[-1].familiarity()):
-                models.append(familiarity)
+            if trust.familiarity is not None and models[-1].trunk is not None:  # measured on the captioner's trunk
+                models.append(FamiliarityModel(models[-1], trust.familiarity))
         probes = photo_tagger.vocabulary() if photo_tagger else ()
         reranker = load_tag_mel(rerank_ckpt, "early_fusion") if rerank_ckpt else None
         return cls(ImageStage(models), index, make_bridge(root, index.query_tags, probes=probes, **bridge),
