@@ -109,6 +109,7 @@ def test_datamodule_on_generated_data_without_mels(tmp_path):
 def test_training_and_the_bridge_compute_the_tag_similarity_once(tmp_path, monkeypatch):
     from mri.data import tags
     from mri.recommend.pipeline import make_bridge
+    from mri.recommend.tag_side import TagSide, TagSideSettings
     generate = {"n_songs": 300, "n_playlists": 400, "seed": 0, "statistics": "melon", "write_mels": False}
     cache = tmp_path / "similarity"
     dm = TagMelDataModule(str(tmp_path / "root"), str(tmp_path / "cache"), generate=generate,
@@ -122,8 +123,8 @@ def test_training_and_the_bridge_compute_the_tag_similarity_once(tmp_path, monke
         raise AssertionError("the bridge computed the similarity again")
 
     monkeypatch.setattr(tags, "_top_singular", computed)
-    bridge = make_bridge(dm.root, dm.query_tags, similarity_dim=4, min_tag_count=2, similarity_cache_dir=str(cache))
-    np.testing.assert_array_equal(bridge.similarity.matrix(range(len(dm.query_tags))), dm.sim)
+    side = TagSide.read(dm.root, dm.query_tags, TagSideSettings(min_tag_count=2, similarity_dim=4), cache)
+    np.testing.assert_array_equal(make_bridge(side, dm.query_tags).similarity.matrix(range(len(dm.query_tags))), dm.sim)
 
 
 @pytest.mark.parametrize("path", ["gram", "randomized"])

@@ -3,8 +3,10 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from mri.checkpoints import CheckpointError
 from mri.models.captioner_module import load_captioner
@@ -12,7 +14,9 @@ from mri.models.image_stage import CaptionModel, FamiliarityModel, ImageStage
 from mri.recommend.bridge import TextRefused
 from mri.recommend.command import quote_text_argument, recommend
 from mri.recommend.index import MissingIndex, StaleIndex
-from mri.recommend.pipeline import caption_trust
+from mri.recommend.loading import build_index, checkpoints, load_recommender
+from mri.recommend.pipeline import caption_trust, load_tag_mel
+from mri.recommend.tag_side import TagSide, TagSideSettings
 from mri.utils.config import compose_config
 from tests.conftest import recommend_cfg
 
@@ -80,6 +84,23 @@ def test_missing_and_stale_index_name_the_command(trained, tmp_path):
         f.write(b"\0")
     with pytest.raises(StaleIndex, match="build_index=true"):
         recommend(recommend_cfg(trained, tmp_path, f"image={folder}", f"index_dir={tmp_path / 'idx'}", ckpt))
+
+
+@pytest.mark.slow
+def test_a_start_after_the_index_build_reads_no_melon_json(trained, tmp_path, monkeypatch):
+    """The index keeps the bridge's tag side (vocabulary, similarity, titles) and the songs' titles."""
+    from mri.recommend import catalogue, tag_side
+    cfg = recommend_cfg(trained, tmp_path, "build_index=true", f"index_dir={tmp_path / 'idx'}")
+    ckpts = checkpoints(cfg, photos=True)
+    build_index(cfg, ckpts["tag_mel"])
+    facts = load_tag_mel(ckpts["tag_mel"]).facts
+    settings = TagSideSettings.of(facts, OmegaConf.to_container(cfg.bridge))
+    expected = TagSide.read(facts["root"], facts["query_tags"], settings)
+    for module, name in ((tag_side, "read_playlists"), (catalogue, "read_songs")):
+        monkeypatch.setattr(module, name, lambda *a, **k: pytest.fail("the start read the Melon root's JSON"))
+    bridge = load_recommender(cfg, ckpts).bridge
+    np.testing.assert_array_equal(bridge.similarity.matrix(), expected.similarity.matrix())
+    assert bridge.similarity.vocab == expected.similarity.vocab
 
 
 def test_missing_checkpoints_name_the_training_command(tmp_path, data_dir):

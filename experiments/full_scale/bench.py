@@ -15,7 +15,8 @@ Phases:
   workers    the training loader with 0 and with 4 workers: peak PSS/USS of all processes
   train      training samples/s (forward, backward, AdamW step) at the default size and at full size, same net
   validate   a validation epoch over the full val split: song tower + TagRankingMetrics, and the baselines
-  index      SongIndex.build over all 707,989 songs
+  index      SongIndex.build over all 707,989 songs, and the tag side it keeps as build_index=true does (train.json
+             read, the tag similarity computed as on a root no training has seen, the query tags' titles)
   serve      what serve.py does before it listens (serve.yaml on the index phase's checkpoint and index: models,
              index, bridge, app), and photo -> top-10 latency on the real photos of experiments/real_photos/
 """
@@ -278,11 +279,15 @@ def net_and_checkpoint(dm, folder: Path):
 
 def phase_index(args):
     from mri.recommend.index import SongIndex
+    from mri.recommend.tag_side import TagSide, TagSideSettings
     dm = datamodule("melon_full_synth")
     net, ckpt = net_and_checkpoint(dm, Path(args.work))
     index, seconds = timed("SongIndex.build", SongIndex.build, Path(args.work) / "song_index", net, dm.store,
                            dm.query_tags, ckpt)
-    report(seconds=seconds, songs=len(index), peak_rss_mb=peak_rss_mb())
+    settings = TagSideSettings.of(dm.hparams, None)  # as build_index keeps it, the similarity computed (no cache)
+    side, t_read = timed("tag side (train.json, similarity, titles)", TagSide.read, dm.root, dm.query_tags, settings)
+    _, t_write = timed("tag side kept in the index", side.write, index.folder, dm.root, dm.query_tags, settings)
+    report(seconds=seconds, tag_side_seconds=t_read + t_write, songs=len(index), peak_rss_mb=peak_rss_mb())
 
 
 def phase_serve(args):

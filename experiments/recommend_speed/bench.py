@@ -35,6 +35,7 @@ from mri.models.tag_mel import EarlyFusionNet, TwoTowerNet
 from mri.recommend.catalogue import Catalogue
 from mri.recommend.index import FORMAT_VERSION, SongIndex
 from mri.recommend.pipeline import Recommender, make_bridge
+from mri.recommend.tag_side import TagSide, TagSideSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,7 +95,8 @@ def sample_store(folder: Path, n: int) -> MelFeatures:
 def photo_latency(captioner_ckpt, index: SongIndex, query_tags: list[str], args, rows: dict) -> dict:
     """Image -> top-10 with the models loaded: median over test photos, and what early fusion would take."""
     recommender = Recommender(ImageStage([CaptionModel(load_captioner(captioner_ckpt))]), index,
-                              make_bridge(args.melon, query_tags), Catalogue.load(args.melon))
+                              make_bridge(TagSide.read(args.melon, query_tags, TagSideSettings()), query_tags),
+                              Catalogue.load(args.melon))
     flickr = find_flickr(args.flickr)
     photos = [flickr.image_path(name) for name, _ in flickr.splits["test"][:args.repeats + 1]]
     latencies, tags_used = [], []

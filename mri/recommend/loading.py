@@ -3,6 +3,7 @@ runs under paths.log_dir), its song index (built or opened) and the search, brid
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -13,6 +14,7 @@ from mri.models.tag_mel_module import TagMelModule
 from mri.recommend.ann import SearchSettings
 from mri.recommend.index import SongIndex
 from mri.recommend.pipeline import Recommender, load_tag_mel
+from mri.recommend.tag_side import TagSide, TagSideSettings
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,13 @@ def build_index(cfg: DictConfig, tag_mel_ckpt: Path) -> SongIndex:
                             config=module.hparams.net, dtype=cfg.index_dtype, settings=search_settings(cfg))
     log.info("song index %s: %d songs x %d dims (%s), search %s, built in %.1f s", index.folder, len(index),
              index.dim, index.meta["dtype"], index.built["kind"], index.meta["build_seconds"])
+    if root := store.meta.get("root"):  # what the bridge needs from train.json, kept so that starts skip it
+        start = time.perf_counter()
+        bridge = OmegaConf.to_container(cfg.bridge, resolve=True)
+        settings = TagSideSettings.of(module.facts, bridge)
+        TagSide.read(root, module.query_tags, settings, bridge.get("similarity_cache_dir")).write(
+            index.folder, root, module.query_tags, settings)
+        log.info("the tag side of %s/train.json kept in the index in %.1f s", root, time.perf_counter() - start)
     return index
 
 

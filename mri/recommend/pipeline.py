@@ -34,18 +34,17 @@ import torch
 from mri.checkpoints import KINDS, CheckpointError, expect_kind, load_module, read_checkpoint
 from mri.data.features import MelFeatures
 from mri.data.images import BadImage, ImageSource
-from mri.data.melon import read_playlists
-from mri.data.tags import TagSimilarity, TagVocabulary
 from mri.models.captioner_module import load_captioner
 from mri.models.familiarity import Familiarity
 from mri.models.image_stage import CaptionModel, FamiliarityModel, ImageStage, PreparedPhoto
 from mri.models.imagenet import load_classifier
 from mri.models.tag_mel_module import TagMelModule
 from mri.recommend.ann import SearchSettings
-from mri.recommend.bridge import Bridge, Keyword, Lexicon, Trail, caption_keywords, tag_descriptions, text_keywords
+from mri.recommend.bridge import Bridge, Keyword, Lexicon, Trail, caption_keywords, text_keywords
 from mri.recommend.catalogue import Catalogue
 from mri.recommend.embedding import SentenceEncoder, TagEmbeddings
 from mri.recommend.index import SongIndex
+from mri.recommend.tag_side import TAG_SIDE_KEYS, TagSide, TagSideSettings
 from mri.recommend.tagger import PhotoTagger, PhotoTags
 
 
@@ -91,28 +90,23 @@ def load_tag_mel(ckpt_path: str | Path, kind: str = "two_tower") -> TagMelModule
     return module
 
 
-def make_bridge(root: str | Path, query_tags: Sequence[str], lexicon: str | None = None,
-                similarity_dim: int | None = 16, min_tag_count: int = 1, embedding: dict | None = None,
-                probes: Sequence[str] = (), similarity_cache_dir: str | None = None, **options) -> Bridge:
-    """A Bridge over the tags of a Melon root's training playlists, with the tag similarity settings the tag-mel
-    model was trained with; options: Bridge's widening settings.
+def make_bridge(tag_side: TagSide, query_tags: Sequence[str], lexicon: str | None = None,
+                embedding: dict | None = None, probes: Sequence[str] = (), **options) -> Bridge:
+    """A Bridge over a Melon root's tag side (its vocabulary, tag similarity and the query tags' titles);
+    options: Bridge's widening settings.
 
-    embedding: settings of the open-vocabulary stage (enabled, cache_dir, titles_per_tag, word_weight, hubs,
-    threads), None or enabled=false: lexicon and catalogue tags only. probes: words queries will mostly ask
-    about (the tagger's vocabulary), embedded once with the tags and cached. similarity_cache_dir: where the tag
-    similarity is kept once computed, shared with training's (None: computed at every start).
+    embedding: settings of the open-vocabulary stage (enabled, cache_dir, word_weight, hubs, threads; titles_per_tag
+    is the tag side's), None or enabled=false: lexicon and catalogue tags only. probes: words queries will mostly
+    ask about (the tagger's vocabulary), embedded once with the tags and cached.
     """
-    playlists = read_playlists(root, "train")
-    vocab = TagVocabulary.from_playlists(playlists, min_tag_count)
-    similarity = TagSimilarity.cached(vocab, playlists, similarity_dim, similarity_cache_dir, Path(root) / "train.json")
     lexicon = Lexicon.load(lexicon)
     embedding = None if embedding is None else dict(embedding)
     tags = None
     if embedding is not None and embedding.pop("enabled", True):
+        embedding.pop("titles_per_tag", None)
         encoder = SentenceEncoder(embedding.pop("threads", 1))
-        descriptions = tag_descriptions(playlists, query_tags, embedding.pop("titles_per_tag", 30))
-        tags = TagEmbeddings.build(encoder, descriptions, [*probes, *lexicon.entries], **embedding)
-    return Bridge(lexicon, similarity, query_tags, embeddings=tags, **options)
+        tags = TagEmbeddings.build(encoder, tag_side.descriptions, [*probes, *lexicon.entries], **embedding)
+    return Bridge(lexicon, tag_side.similarity, query_tags, embeddings=tags, **options)
 
 
 @dataclass(frozen=True)
@@ -180,7 +174,7 @@ class Recommender:
              rerank_ckpt: str | Path | None = None, bridge: dict | None = None, beam_size: int | None = None,
              search: SearchSettings | None = None, tagger: dict | None = None,
              generated_caption_weight: float = 0.1, **options) -> Recommender:
-        """Load the models, open (and check) the index, and build the bridge from the index's Melon root.
+        """Load the models, open (and check) the index, and build the bridge from the tag side the index keeps.
 
         captioner_ckpt: None leaves the captioner out of the image stage. tagger: the photo tagger's settings
         (enabled, classifier, top_k, min_probability, light_weight); enabled=false leaves it out. search: the
@@ -191,9 +185,10 @@ class Recommender:
         root = store.meta["root"]
         checkpoint = read_checkpoint(tag_mel_ckpt)
         expect_kind(checkpoint, tag_mel_ckpt, ("two_tower",))
-        trained = checkpoint["mri"].get("data") or {}  # its tag similarity, unless bridge says otherwise
-        bridge = {**{k: trained[k] for k in ("min_tag_count", "similarity_dim") if k in trained},
-                  **{k: v for k, v in (bridge or {}).items() if v is not None}}
+        bridge = {k: v for k, v in (bridge or {}).items() if v is not None}
+        settings = TagSideSettings.of(checkpoint["mri"].get("data") or {}, bridge)  # the model's, unless overridden
+        tag_side = TagSide.load(root, index.query_tags, settings, index.folder, bridge.get("similarity_cache_dir"))
+        bridge = {k: v for k, v in bridge.items() if k not in TAG_SIDE_KEYS}
         tagger = dict(tagger or {})
         photo_tagger = (PhotoTagger(load_classifier(tagger.pop("classifier", "efficientnet_lite0")), **tagger)
                         if tagger.pop("enabled", True) else None)
@@ -207,7 +202,7 @@ class Recommender:
                 models.append(FamiliarityModel(models[-1], trust.familiarity))
         probes = photo_tagger.vocabulary() if photo_tagger else ()
         reranker = load_tag_mel(rerank_ckpt, "early_fusion") if rerank_ckpt else None
-        return cls(ImageStage(models), index, make_bridge(root, index.query_tags, probes=probes, **bridge),
+        return cls(ImageStage(models), index, make_bridge(tag_side, index.query_tags, probes=probes, **bridge),
                    Catalogue.load(root, index.folder), store, reranker, caption_trust=trust, **options)
 
     def recommend(self, photos: Sequence[ImageSource], k: int = 10, names: Sequence[str] | None = None,
