@@ -35,3 +35,9 @@ def test_feature_maps_pool_to_unit_vectors_and_empty_splits_are_refused():
     assert x.shape == (4, 16) and torch.allclose(x.norm(dim=1), torch.ones(4))
     with pytest.raises(ValueError, match="needs training and validation photos, got 10 and 0"):
         Familiarity.fit(torch.rand(10, 8), torch.rand(0, 8))
+
+
+def test_summary_names_the_range_and_how_many_pass():
+    familiarity = Familiarity(torch.eye(2), threshold=0.7)
+    assert familiarity.summary([0.2, 0.7, 0.9]) == ("similarity to the captioner's training photos 0.200-0.900, "
+                                                    "threshold 0.700: 2 of 3 photos like them")

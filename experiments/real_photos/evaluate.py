@@ -106,10 +106,7 @@ def main() -> None:
     print(f"  {'random':28} {np.mean(random):.3f}")
     print(f"  {'always ' + common:28} {np.mean([common in fits for _, fits in labels]):.3f}  (labels' imbalance)")
     if rec.caption_trust.familiarity is not None:
-        like = [f["familiarity"] for f in findings]
-        print(f"similarity to the captioner's training photos: {min(like):.3f}-{max(like):.3f}, threshold "
-              f"{rec.caption_trust.familiarity.threshold:.3f}: its words count fully on "
-              f"{sum(s >= rec.caption_trust.familiarity.threshold for s in like)} of {len(like)} photos")
+        print(rec.caption_trust.familiarity.summary([f["familiarity"] for f in findings]))
 
 
 if __name__ == "__main__":

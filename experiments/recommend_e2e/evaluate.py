@@ -79,11 +79,8 @@ def main() -> None:
 
     print(f"{len(test)} test photos, {len(ids)} songs; tag-mel {tag_mel}; captioner {captioner}")
     if rec.caption_trust.familiarity is not None:
-        threshold = rec.caption_trust.familiarity.threshold
-        like = [f["familiarity"] for f in findings if not isinstance(f, BadImage)]
-        familiar = sum(s >= threshold for s in like)
-        print(f"like the captioner's training photos (similarity >= {threshold:.3f}): {familiar} of {len(like)} "
-              f"(similarity {min(like):.3f}-{max(like):.3f})")
+        read = [f for f in findings if not isinstance(f, BadImage)]
+        print(rec.caption_trust.familiarity.summary([f["familiarity"] for f in read]))
     print(f"{'':28}{'P@' + str(args.k):>8}{'R@' + str(args.k):>8}{'MRR':>8}")
     for name, values in rows.items():
         print(f"{name:28}" + "".join(f"{v:8.3f}" for v in np.mean(values, 0)))

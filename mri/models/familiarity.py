@@ -13,6 +13,7 @@ checkpoint; inference compares each photo with them, on the feature maps the enc
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -52,6 +53,12 @@ class Familiarity:
         """Pooled features (B, C) -> (B,) cosine similarity to the nearest training photo."""
         features = F.normalize(features.float(), dim=1)
         return (features @ self.reference.T).amax(dim=1)
+
+    def summary(self, similarities: Sequence[float]) -> str:
+        """One line on photos' similarities (what `similarity` gave them): their range and how many pass."""
+        passed = sum(s >= self.threshold for s in similarities)
+        return (f"similarity to the captioner's training photos {min(similarities):.3f}-{max(similarities):.3f}, "
+                f"threshold {self.threshold:.3f}: {passed} of {len(similarities)} photos like them")
 
     def to_dict(self) -> dict:
         return {"reference": self.reference.half(), "threshold": self.threshold}
