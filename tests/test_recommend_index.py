@@ -248,3 +248,10 @@ def test_the_index_keeps_its_songs_titles_so_a_start_need_not_read_song_meta(bui
     del meta["catalogue"]  # an index written before indexes kept the titles
     (index.folder / "meta.json").write_text(json.dumps(meta))
     assert type(Catalogue.load(root, index.folder)) is Catalogue and "keeps no copy" in caplog.text
+
+
+def test_a_root_that_lost_its_song_files_is_named_not_a_bare_file_error(built, tmp_path):
+    from mri.data.melon import DataRootError
+    _, _, _, index = built
+    with pytest.raises(DataRootError, match="does not exist"):
+        Catalogue.load(tmp_path / "moved", index.folder)

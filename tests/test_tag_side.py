@@ -80,3 +80,10 @@ def test_settings_are_the_models_unless_the_bridge_names_others():
     bridge = {"min_tag_count": None, "similarity_dim": 16, "embedding": {"titles_per_tag": 10}}
     assert TagSideSettings.of(trained, bridge) == TagSideSettings(5, 16, 10)
     assert TagSideSettings.of({}, {}) == TagSideSettings()
+
+
+def test_a_root_that_lost_train_json_is_named_not_a_bare_file_error(kept, tmp_path):
+    from mri.data.melon import DataRootError
+    _, query_tags, folder = kept
+    with pytest.raises(DataRootError, match="does not exist"):
+        TagSide.load(tmp_path / "moved", query_tags, SETTINGS, folder)

@@ -63,7 +63,7 @@ class Catalogue:
     @classmethod
     def load(cls, root: str | os.PathLike, index_folder: str | os.PathLike | None = None) -> Catalogue:
         """The copy in index_folder when it was made from root's files as they are now, else song_meta.json read."""
-        if index_folder is not None:
+        if index_folder is not None and all((Path(root) / name).is_file() for name in SOURCES):  # else: read says
             folder = Path(index_folder)
             meta = json.loads((folder / "meta.json").read_text(encoding="utf-8")).get("catalogue")
             if meta and meta["sources"] == source_stamp(root):

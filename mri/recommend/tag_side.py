@@ -77,7 +77,7 @@ class TagSide:
              similarity_cache_dir: str | os.PathLike | None = None) -> TagSide:
         """The copy in index_folder when it was made from root's train.json as it is now, with these settings and
         query tags; else read (see read)."""
-        if index_folder is not None:
+        if index_folder is not None and (Path(root) / "train.json").is_file():  # else read says what is missing
             if (arrays := read_arrays(Path(index_folder) / FILE, _key(root, query_tags, settings))) is not None:
                 return cls._from_arrays(arrays)
             log.warning("song index %s keeps no tag side of %s/train.json as it is now with these settings (%s): "
