@@ -255,3 +255,19 @@ def test_a_root_that_lost_its_song_files_is_named_not_a_bare_file_error(built, t
     _, _, _, index = built
     with pytest.raises(DataRootError, match="does not exist"):
         Catalogue.load(tmp_path / "moved", index.folder)
+
+
+def test_what_the_index_keeps_is_written_before_it_is_complete(built, tmp_path):
+    net, store, ckpt, index = built
+    before = (index.folder / "meta.json").read_text()
+
+    def fails(folder):
+        assert not (folder / "meta.json").exists()  # the index is not complete while its extras are written
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        SongIndex.build(index.folder, net, store, index.query_tags, ckpt, keep=fails)
+    assert (index.folder / "meta.json").read_text() == before  # the old index stands as it was
+    rebuilt = SongIndex.build(index.folder, net, store, index.query_tags, ckpt,
+                              keep=lambda folder: (folder / "extra.txt").write_text("kept"))
+    assert (rebuilt.folder / "extra.txt").read_text() == "kept"

@@ -23,7 +23,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -141,9 +141,11 @@ class SongIndex:
     @classmethod
     def build(cls, folder: str | Path, net: torch.nn.Module, store: MelFeatures, query_tags: Sequence[str],
               ckpt_path: str | Path, config: dict | None = None, dtype: str = "float32",
-              batch_size: int = 256, settings: SearchSettings | None = None) -> SongIndex:
+              batch_size: int = 256, settings: SearchSettings | None = None,
+              keep: Callable[[Path], None] | None = None) -> SongIndex:
         """Encode every song of the store with `net` (a TwoTowerNet, set for inference: eval, channels-last)
-        and write the index, replacing any old one; settings: the search kind to build (exact by default).
+        and write the index, replacing any old one; settings: the search kind to build (exact by default);
+        keep: writes what else the index keeps into its folder (the bridge's tag side) before it is complete.
 
         Built in a temporary sibling folder and renamed into place: a half-built index never looks complete.
         """
@@ -173,6 +175,8 @@ class SongIndex:
         np.save(tmp / "tags.npy", tags.numpy().astype(np.float32))
         root = store.meta.get("root")  # every store built from a Melon root names it; a benchmark's may not
         catalogue = write_catalogue(tmp, root, store.song_ids) if root else None
+        if keep is not None:
+            keep(tmp)
         meta = {"version": FORMAT_VERSION, "n_songs": len(store), "dim": dim, "dtype": dtype,
                 "query_tags": list(query_tags), "bias": bias, "provenance": provenance(ckpt_path, store),
                 "config": config or {}, "catalogue": catalogue,

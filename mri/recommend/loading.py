@@ -3,7 +3,6 @@ runs under paths.log_dir), its song index (built or opened) and the search, brid
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -64,17 +63,20 @@ def feature_store(cfg: DictConfig, module: TagMelModule, tag_mel_ckpt: Path) -> 
 def build_index(cfg: DictConfig, tag_mel_ckpt: Path) -> SongIndex:
     module = load_tag_mel(tag_mel_ckpt)
     store = feature_store(cfg, module, tag_mel_ckpt)
-    index = SongIndex.build(index_dir(cfg, tag_mel_ckpt), module.net, store, module.query_tags, tag_mel_ckpt,
-                            config=module.hparams.net, dtype=cfg.index_dtype, settings=search_settings(cfg))
-    log.info("song index %s: %d songs x %d dims (%s), search %s, built in %.1f s", index.folder, len(index),
-             index.dim, index.meta["dtype"], index.built["kind"], index.meta["build_seconds"])
-    if root := store.meta.get("root"):  # what the bridge needs from train.json, kept so that starts skip it
-        start = time.perf_counter()
-        bridge = OmegaConf.to_container(cfg.bridge, resolve=True)
-        settings = TagSideSettings.of(module.facts, bridge)
+    root = store.meta.get("root")
+    bridge = OmegaConf.to_container(cfg.bridge, resolve=True)
+    settings = TagSideSettings.of(module.facts, bridge)
+
+    def keep_tag_side(folder: Path) -> None:  # what the bridge needs from train.json, so that starts skip it
         TagSide.read(root, module.query_tags, settings, bridge.get("similarity_cache_dir")).write(
-            index.folder, root, module.query_tags, settings)
-        log.info("the tag side of %s/train.json kept in the index in %.1f s", root, time.perf_counter() - start)
+            folder, root, module.query_tags, settings)
+
+    index = SongIndex.build(index_dir(cfg, tag_mel_ckpt), module.net, store, module.query_tags, tag_mel_ckpt,
+                            config=module.hparams.net, dtype=cfg.index_dtype, settings=search_settings(cfg),
+                            keep=keep_tag_side if root else None)
+    log.info("song index %s: %d songs x %d dims (%s)%s, search %s, built in %.1f s", index.folder, len(index),
+             index.dim, index.meta["dtype"], ", their titles and the tag side" if root else "", index.built["kind"],
+             index.meta["build_seconds"])
     return index
 
 
