@@ -17,6 +17,7 @@ import json
 import logging
 import mmap
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -37,9 +38,10 @@ def song_descriptions(root: str | os.PathLike) -> dict[int, tuple[str, str, str]
             for s in read_songs(root)}
 
 
-def source_stamp(root: str | os.PathLike) -> dict[str, list[int]]:
-    """(size, mtime_ns) of the files the descriptions come from: a copy made from other files is not used."""
-    return {name: [(stat := (Path(root) / name).stat()).st_size, stat.st_mtime_ns] for name in SOURCES}
+def source_stamp(root: str | os.PathLike, names: Sequence[str] = SOURCES) -> dict[str, list[int]]:
+    """(size, mtime_ns) of the root's files a copy is made from (default: the descriptions'): a copy made from
+    other files is not used."""
+    return {name: [(stat := (Path(root) / name).stat()).st_size, stat.st_mtime_ns] for name in names}
 
 
 def write_catalogue(folder: Path, root: str | os.PathLike, song_ids: np.ndarray) -> dict:

@@ -28,13 +28,15 @@ import numpy as np
 from mri.data.melon import read_playlists
 from mri.data.tags import TagSimilarity, TagVocabulary
 from mri.recommend.bridge import tag_descriptions
+from mri.recommend.catalogue import source_stamp
 from mri.utils.atomic import read_arrays, write_arrays
 
 log = logging.getLogger(__name__)
 
 FILE = "tag_side.npz"
 VERSION = 1
-TAG_SIDE_KEYS = ("min_tag_count", "similarity_dim", "similarity_cache_dir")  # bridge config keys read here
+SIMILARITY_KEYS = ("min_tag_count", "similarity_dim")  # the tag similarity's settings, as checkpoints name them
+TAG_SIDE_KEYS = (*SIMILARITY_KEYS, "similarity_cache_dir")  # bridge config keys read here
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,8 @@ class TagSideSettings:
         """The tag-mel checkpoint's own similarity settings (its data facts) unless the bridge config names others
         (non-null min_tag_count, similarity_dim); titles_per_tag from bridge.embedding."""
         bridge = bridge or {}
-        named = {k: trained[k] for k in ("min_tag_count", "similarity_dim") if k in trained}
-        named |= {k: bridge[k] for k in ("min_tag_count", "similarity_dim") if bridge.get(k) is not None}
+        named = {k: trained[k] for k in SIMILARITY_KEYS if k in trained}
+        named |= {k: bridge[k] for k in SIMILARITY_KEYS if bridge.get(k) is not None}
         titles = (bridge.get("embedding") or {}).get("titles_per_tag")
         return cls(**named, **({} if titles is None else {"titles_per_tag": titles}))
 
@@ -104,6 +106,5 @@ class TagSide:
 
 def _key(root: str | os.PathLike, query_tags: Sequence[str], settings: TagSideSettings) -> str:
     """What a kept tag side was made from: train.json's (size, mtime_ns), the settings, the query tags' digest."""
-    stat = (Path(root) / "train.json").stat()
     tags = hashlib.sha1(json.dumps(list(query_tags), ensure_ascii=False).encode()).hexdigest()
-    return json.dumps([VERSION, stat.st_size, stat.st_mtime_ns, asdict(settings), tags])
+    return json.dumps([VERSION, source_stamp(root, ("train.json",)), asdict(settings), tags])
