@@ -45,8 +45,8 @@ def saved_datamodule(checkpoint: dict, cfg: DictConfig, path: str) -> LightningD
     args = dict(checkpoint.get("datamodule_hyper_parameters") or {})
     if args.get("generate") is not None:
         args["root"] = str(Path(cfg.paths.data_dir) / Path(args["root"]).name)
-    if "cache_dir" in args:
-        args["cache_dir"] = str(Path(cfg.paths.data_dir) / "cache" / "features")
+    if args.get("cache_dir") is not None:  # the same cache folder (features, image_features) under this data_dir
+        args["cache_dir"] = str(Path(cfg.paths.data_dir) / "cache" / Path(args["cache_dir"]).name)
     args["report_dir"] = cfg.paths.output_dir
     module, _, name = target.rpartition(".")
     return getattr(importlib.import_module(module), name)(**args)

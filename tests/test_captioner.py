@@ -5,7 +5,7 @@ import torch
 
 from mri.data.vocab import BOS_ID, EOS_ID, PAD_ID
 from mri.models.backbones import list_backbones
-from mri.models.captioner import Captioner
+from mri.models.captioner import Captioner, draw
 
 V = 20
 
@@ -137,3 +137,31 @@ def test_restrict_output_decodes_only_known_words():
     images = torch.randn(4, 3, 32, 32)
     for ids in (net.greedy(images, max_len=8), net.beam_search(images, beam_size=3, max_len=8)):
         assert (ids < 7).all() and not (ids == BOS_ID).any()
+
+
+def test_draw_follows_the_probabilities_and_never_draws_an_impossible_word():
+    torch.manual_seed(0)
+    probs = torch.tensor([[0.0, 0.2, 0.8, 0.0], [0.5, 0.0, 0.0, 0.5], [0.0, 0.0, 0.0, 1.0]])
+    drawn = torch.stack([draw(probs.log()) for _ in range(20000)])  # (20000, 3)
+    frequencies = torch.stack([(drawn == k).float().mean(0) for k in range(4)], dim=1)  # (3, 4)
+    torch.testing.assert_close(frequencies, probs, atol=0.015, rtol=0)
+    assert not (probs.gather(1, drawn.T) == 0).any()
+
+
+@pytest.mark.parametrize("attention", [False, True])
+def test_sampled_captions_carry_their_teacher_forced_log_probability(attention):
+    net = tiny(attention)
+    net.restrict_output(12)
+    images = torch.randn(2, 3, 32, 32)
+    ids, log_prob = net.sample(images, copies=3, max_len=7)  # (6, T), (6,)
+    assert ids.shape[0] == 6 and ids.shape[1] <= 7 and log_prob.requires_grad
+    assert ((ids < 12) & (ids != BOS_ID)).all()
+    words = torch.cat([torch.full((6, 1), BOS_ID), ids], dim=1)
+    with torch.no_grad():
+        logits = net(images, words, torch.arange(2).repeat_interleave(3))  # (6, T, V)
+    logp = logits.masked_fill(net.banned, float("-inf")).log_softmax(-1).gather(2, ids[:, :, None]).squeeze(2)
+    ended_before = torch.cumsum(ids == EOS_ID, 1) - (ids == EOS_ID).long() > 0  # (6, T) positions after the EOS
+    torch.testing.assert_close(log_prob.detach(), logp.masked_fill(ended_before, 0.0).sum(1), atol=1e-5, rtol=1e-5)
+    assert (ids[ended_before] == PAD_ID).all()
+    log_prob.sum().backward()
+    assert net.decoder.head.weight.grad.abs().sum() > 0

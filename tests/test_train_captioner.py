@@ -1,6 +1,7 @@
 """The captioner end to end on tiny generated data: training, its checkpoint, captioning photos, W&B samples."""
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -8,10 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
-from mri.checkpoints import CheckpointError
+from mri.checkpoints import CheckpointError, read_checkpoint
 from mri.data.images import BadImage, image_paths, load_image
-from mri.eval import evaluate
+from mri.eval import evaluate, saved_datamodule
 from mri.models.captioner_module import load_captioner
 from mri.models.image_stage import CaptionModel, ImageStage, Trunk
 from mri.models.imagenet import ImageNetClassifier, load_classifier
@@ -161,3 +163,25 @@ def test_wandb_gets_a_table_of_sample_captions(make_cfg, tmp_path, monkeypatch):
     assert tables, "no W&B table of sample captions"
     table = json.loads(tables[0].read_text())
     assert table["columns"] == ["image", "prediction", "references"] and len(table["data"]) == 3
+
+
+def test_self_critical_epochs_follow_the_cross_entropy_ones(make_cfg):
+    """model.self_critical.start_epoch=1: epoch 0 trains on cross-entropy, epoch 1 on CIDEr-D rewards at its lr."""
+    cfg = make_cfg("train", "captions", *SMALL_NET, *FEW_BATCHES, "trainer.max_epochs=2",
+                   "model.self_critical.start_epoch=1", "model.self_critical.samples=3", "test=false")
+    _, objects = train(cfg)
+    assert objects["trainer"].optimizers[0].param_groups[0]["lr"] == pytest.approx(2e-4)
+    rows = list(csv.DictReader(next((Path(cfg.paths.output_dir) / "csv").rglob("metrics.csv")).open()))
+    trained = {int(r["epoch"]): r for r in rows if r.get("train/loss") or r.get("train/reward")}
+    assert trained[0]["train/loss"] and not trained[0].get("train/reward")
+    assert float(trained[1]["train/reward"]) > 0
+    saved = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert saved["hyper_parameters"]["self_critical"] == {"start_epoch": 1, "samples": 3, "lr": 2e-4}
+
+
+def test_eval_reads_the_feature_cache_training_wrote(trained, tmp_path):
+    base, data, ckpts, _ = trained
+    cfg = OmegaConf.create({"paths": {"data_dir": str(data), "output_dir": str(tmp_path)}})
+    for name, folder in (("captioner", "image_features"), ("tag_mel", "features")):
+        datamodule = saved_datamodule(read_checkpoint(ckpts[name]), cfg, str(ckpts[name]))
+        assert Path(datamodule.hparams.cache_dir) == data / "cache" / folder

@@ -23,6 +23,7 @@ from torchmetrics import Metric
 from torchmetrics.functional.text import bleu_score
 
 Tokens = Sequence[str]
+TfIdf = tuple[list[dict], list[float], int]  # per-n tf-idf vectors, their norms, the length CIDEr-D compares
 
 
 def corpus_bleu(hypotheses: Sequence[Tokens], references: Sequence[Sequence[Tokens]],
@@ -38,36 +39,50 @@ def _ngrams(tokens: Tokens, max_n: int) -> Counter:
     return Counter(tuple(tokens[i:i + n]) for n in range(1, max_n + 1) for i in range(len(tokens) - n + 1))
 
 
-def _tfidf(counts: Counter, doc_freq: Counter, log_num_docs: float, max_n: int) -> tuple[list[dict], list[float], int]:
-    """Per-n tf-idf vectors and their norms, and the length CIDEr-D compares (the bigram count, as coco-caption)."""
-    vec = [{} for _ in range(max_n)]
-    for ngram, tf in counts.items():
-        vec[len(ngram) - 1][ngram] = tf * (log_num_docs - math.log(max(1.0, doc_freq[ngram])))
-    norms = [math.sqrt(sum(v * v for v in vn.values())) for vn in vec]
-    length = sum(tf for ngram, tf in counts.items() if len(ngram) == 2)
-    return vec, norms, length
+class CiderD:
+    """CIDEr-D scores against reference sets, idf from a corpus of reference sets (one document per image).
 
+    The corpus metric counts document frequencies over the references it scores; self-critical training over
+    the training captions (`mri.models.self_critical`). Tokens may be words or ids.
+    """
 
-def cider_d(hypotheses: Sequence[Tokens], references: Sequence[Sequence[Tokens]], max_n: int = 4,
-            sigma: float = 6.0) -> tuple[float, list[float]]:
-    """Corpus CIDEr-D and the score of every image; idf from this corpus's references (one document per image)."""
-    hyp_counts = [_ngrams(h, max_n) for h in hypotheses]
-    ref_counts = [[_ngrams(r, max_n) for r in refs] for refs in references]
-    doc_freq = Counter(ngram for refs in ref_counts for ngram in set().union(*refs))
-    log_num_docs = math.log(max(1, len(references)))
-    scores = []
-    for hyp, refs in zip(hyp_counts, ref_counts, strict=True):
-        vec, norm, length = _tfidf(hyp, doc_freq, log_num_docs, max_n)
+    def __init__(self, corpus: Sequence[Sequence[Tokens]], max_n: int = 4, sigma: float = 6.0):
+        self.max_n, self.sigma = max_n, sigma
+        self.doc_freq = Counter(g for refs in corpus for g in set().union(*(_ngrams(r, max_n) for r in refs)))
+        self.log_num_docs = math.log(max(1, len(corpus)))
+
+    def scores(self, hypotheses: Sequence[Tokens], references: Sequence[Tokens]) -> list[float]:
+        """The score of each hypothesis against one image's references (their tf-idf computed once)."""
+        refs = [self._tfidf(_ngrams(r, self.max_n)) for r in references]
+        return [self._score(self._tfidf(_ngrams(h, self.max_n)), refs) for h in hypotheses]
+
+    def _tfidf(self, counts: Counter) -> TfIdf:
+        """Per-n tf-idf vectors and their norms, and the length CIDEr-D compares (the bigram count, as coco-caption)."""
+        vec = [{} for _ in range(self.max_n)]
+        for ngram, tf in counts.items():
+            vec[len(ngram) - 1][ngram] = tf * (self.log_num_docs - math.log(max(1.0, self.doc_freq[ngram])))
+        norms = [math.sqrt(sum(v * v for v in vn.values())) for vn in vec]
+        length = sum(tf for ngram, tf in counts.items() if len(ngram) == 2)
+        return vec, norms, length
+
+    def _score(self, hyp: TfIdf, refs: list[TfIdf]) -> float:
+        vec, norm, length = hyp
         total = 0.0
-        for ref in refs:
-            rvec, rnorm, rlength = _tfidf(ref, doc_freq, log_num_docs, max_n)
-            penalty = math.exp(-((length - rlength) ** 2) / (2 * sigma**2))
-            for n in range(max_n):
+        for rvec, rnorm, rlength in refs:
+            penalty = math.exp(-((length - rlength) ** 2) / (2 * self.sigma**2))
+            for n in range(self.max_n):
                 dot = sum(min(v, rvec[n].get(g, 0.0)) * rvec[n].get(g, 0.0) for g, v in vec[n].items())
                 if norm[n] and rnorm[n]:
                     dot /= norm[n] * rnorm[n]
                 total += dot * penalty
-        scores.append(10.0 * total / max_n / max(1, len(refs)))
+        return 10.0 * total / self.max_n / max(1, len(refs))
+
+
+def cider_d(hypotheses: Sequence[Tokens], references: Sequence[Sequence[Tokens]], max_n: int = 4,
+            sigma: float = 6.0) -> tuple[float, list[float]]:
+    """Corpus CIDEr-D and the score of every image; idf from this corpus's references."""
+    scorer = CiderD(references, max_n, sigma)
+    scores = [scorer.scores([hyp], refs)[0] for hyp, refs in zip(hypotheses, references, strict=True)]
     return (sum(scores) / len(scores) if scores else 0.0), scores
 
 

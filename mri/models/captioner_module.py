@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from lightning.pytorch.loggers import WandbLogger
 from torch import nn
+from torch.optim.lr_scheduler import LambdaLR, SequentialLR
 
 from mri.checkpoints import load_module, to_plain
 from mri.data.images import ImagePreprocessing, captioner_preprocessing
@@ -22,6 +23,7 @@ from mri.data.vocab import PAD_ID, Vocabulary, tokenize
 from mri.metrics.captioning import CaptionMetrics
 from mri.models.base_module import MRIModule
 from mri.models.familiarity import Familiarity
+from mri.models.self_critical import SelfCritical
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +40,20 @@ class CaptionerModule(MRIModule):
 
     beam_size: beams of validation, test and `caption` (1: greedy); max_len: most words + EOS a
     caption gets; length_penalty: beam scores are divided by length**length_penalty;
-    num_samples: images per validation with predicted and reference captions in a W&B table.
+    num_samples: images per validation with predicted and reference captions in a W&B table;
+    self_critical: {start_epoch, samples, lr}: from start_epoch on, training is self-critical
+    (mri.models.self_critical: samples captions drawn per image, rewarded by CIDEr-D) at the constant
+    learning rate lr, the scheduler's epochs being the ones before; None: cross-entropy throughout.
     """
 
     monitor = "bleu4"
 
     def __init__(self, net: nn.Module | Mapping, optimizer, scheduler=None, beam_size: int = 3, max_len: int = 24,
-                 length_penalty: float = 0.0, num_samples: int = 8):
+                 length_penalty: float = 0.0, num_samples: int = 8, self_critical: Mapping | None = None):
         super().__init__(net, optimizer, scheduler, beam_size=beam_size, max_len=max_len,
-                         length_penalty=length_penalty, num_samples=num_samples)
+                         length_penalty=length_penalty, num_samples=num_samples,
+                         self_critical=to_plain(self_critical) if self_critical else None)
+        self.critic: SelfCritical | None = None  # built from the training captions when fitting
         self.val_metrics = CaptionMetrics(tokenize)
         self.test_metrics = CaptionMetrics(tokenize)
         self.vocab: Vocabulary | None = None  # from the datamodule or a checkpoint
@@ -78,6 +85,9 @@ class CaptionerModule(MRIModule):
     def setup(self, stage: str) -> None:
         super().setup(stage)
         datamodule = getattr(self.trainer, "datamodule", None)
+        if stage == "fit" and self.hparams.self_critical and self.facts_of(datamodule):
+            self.critic = SelfCritical(datamodule.datasets["train"].captions, self.hparams.self_critical["samples"],
+                                       self.hparams.max_len)
         if self.facts_of(datamodule) and self.net.encoder.backbone.frozen and stage in ("fit", "validate", "test"):
             # the frozen encoder gives every image the same features in every epoch: computed once, cached
             encoder = self.net.encoder.to(self.trainer.strategy.root_device)
@@ -114,6 +124,26 @@ class CaptionerModule(MRIModule):
             self.preprocessing = captioner_preprocessing(facts["image_size"])
         own = ("vocab", "image_preprocessing", "image_size")
         self.facts = {**self.facts, **{k: v for k, v in facts.items() if k not in own}}
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        if self.critic is None or self.current_epoch < self.hparams.self_critical["start_epoch"]:
+            return super().training_step(batch, batch_idx)
+        loss, reward = self.critic.loss(self.net, batch)
+        self.log("train/reward", reward, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch[0]))
+        return loss
+
+    def configure_optimizers(self):
+        """The configured optimiser and scheduler; with self_critical, the scheduler until its start_epoch, then
+        its constant learning rate."""
+        config = super().configure_optimizers()
+        if not self.hparams.self_critical:
+            return config
+        optimizer, critical = config["optimizer"], self.hparams.self_critical
+        before = config["lr_scheduler"]["scheduler"] if "lr_scheduler" in config else LambdaLR(optimizer, lambda _: 1.0)
+        constant = LambdaLR(optimizer, [lambda _, base=group["initial_lr"]: critical["lr"] / base
+                                        for group in optimizer.param_groups])
+        scheduler = SequentialLR(optimizer, [before, constant], milestones=[critical["start_epoch"]])
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
     def _score_split(self, batch, metrics: CaptionMetrics) -> list[str]:
         images, references, index = batch  # (B, 3, H, W), B lists of raw captions, (B,)
