@@ -170,7 +170,9 @@ def test_self_critical_epochs_follow_the_cross_entropy_ones(make_cfg):
     cfg = make_cfg("train", "captions", *SMALL_NET, *FEW_BATCHES, "trainer.max_epochs=2",
                    "model.self_critical.start_epoch=1", "model.self_critical.samples=3", "test=false")
     _, objects = train(cfg)
-    assert objects["trainer"].optimizers[0].param_groups[0]["lr"] == pytest.approx(2e-4)
+    optimizer = objects["trainer"].optimizers[0]
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(2e-4)
+    assert {int(state["step"]) for state in optimizer.state.values()} == {3}  # Adam started afresh at epoch 1
     rows = list(csv.DictReader(next((Path(cfg.paths.output_dir) / "csv").rglob("metrics.csv")).open()))
     trained = {int(r["epoch"]): r for r in rows if r.get("train/loss") or r.get("train/reward")}
     assert trained[0]["train/loss"] and not trained[0].get("train/reward")

@@ -132,6 +132,13 @@ class CaptionerModule(MRIModule):
         self.log("train/reward", reward, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch[0]))
         return loss
 
+    def on_train_epoch_start(self) -> None:
+        if self.critic is not None and self.current_epoch == self.hparams.self_critical["start_epoch"]:
+            # Adam's moments start afresh: with the cross-entropy's, the first self-critical epoch lowered validation
+            # BLEU-4 by 0.02-0.04 in two of three runs (experiments/captioner_quality)
+            for optimizer in self.trainer.optimizers:
+                optimizer.state.clear()
+
     def configure_optimizers(self):
         """The configured optimiser and scheduler; with self_critical, the scheduler until its start_epoch, then
         its constant learning rate."""
