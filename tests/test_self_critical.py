@@ -2,10 +2,10 @@
 import pytest
 import torch
 
-from mri.data.vocab import BOS_ID, EOS_ID, PAD_ID
+from mri.data.vocab import BOS_ID, EOS_ID, PAD_ID, word_ids
 from mri.metrics.captioning import cider_d
 from mri.models.captioner import Captioner
-from mri.models.self_critical import SelfCritical, words
+from mri.models.self_critical import SelfCritical
 
 REFERENCES = [[[5, 6, 7, 8], [5, 6, 7, 9], [5, 6, 8]], [[10, 11, 12], [10, 11, 13, 12], [10, 12]]]  # 2 images
 
@@ -20,8 +20,8 @@ def batch(images: torch.Tensor):
     return images, captions, torch.tensor(list(map(len, rows))), image_of
 
 
-def test_words_drop_the_special_ids():
-    assert words([BOS_ID, 5, 6, EOS_ID, PAD_ID]) == (5, 6)
+def test_word_ids_drop_the_special_ids():
+    assert word_ids([BOS_ID, 5, 6, EOS_ID, PAD_ID]) == [5, 6]
 
 
 def test_fewer_than_two_samples_is_refused():

@@ -21,6 +21,17 @@ def tokenize(caption: str) -> list[str]:
     return _WORD.findall(caption.lower())
 
 
+def word_ids(ids: Iterable[int]) -> list[int]:
+    """The word ids of a caption's ids: up to the first EOS, PAD and BOS skipped (ints or a 1-D tensor)."""
+    words = []
+    for i in map(int, ids):
+        if i == EOS_ID:
+            break
+        if i not in (PAD_ID, BOS_ID):
+            words.append(i)
+    return words
+
+
 class Vocabulary:
     """Word <-> id: the specials PAD, BOS, EOS, UNK at 0..3, then words, most frequent first."""
 
@@ -60,13 +71,7 @@ class Vocabulary:
 
     def decode(self, ids: Iterable[int]) -> str:
         """Words of `ids` up to the first EOS, PAD and BOS skipped (ints or a 1-D tensor)."""
-        words = []
-        for i in map(int, ids):
-            if i == EOS_ID:
-                break
-            if i not in (PAD_ID, BOS_ID):
-                words.append(self.itos[i])
-        return " ".join(words)
+        return " ".join(self.itos[i] for i in word_ids(ids))
 
     def to_list(self) -> list[str]:
         """The words in id order, for a checkpoint."""

@@ -85,10 +85,12 @@ class CaptionerModule(MRIModule):
     def setup(self, stage: str) -> None:
         super().setup(stage)
         datamodule = getattr(self.trainer, "datamodule", None)
-        if stage == "fit" and self.hparams.self_critical and self.facts_of(datamodule):
+        if not self.facts_of(datamodule):
+            return
+        if stage == "fit" and self.hparams.self_critical:
             self.critic = SelfCritical(datamodule.datasets["train"].captions, self.hparams.self_critical["samples"],
                                        self.hparams.max_len)
-        if self.facts_of(datamodule) and self.net.encoder.backbone.frozen and stage in ("fit", "validate", "test"):
+        if self.net.encoder.backbone.frozen and stage in ("fit", "validate", "test"):
             # the frozen encoder gives every image the same features in every epoch: computed once, cached
             encoder = self.net.encoder.to(self.trainer.strategy.root_device)
             folded = encoder.folded_copy(datamodule.preprocessing.example())

@@ -16,27 +16,20 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from mri.data.vocab import BOS_ID, EOS_ID, PAD_ID
+from mri.data.vocab import word_ids
 from mri.metrics.captioning import CiderD
 
 __all__ = ["SelfCritical"]
 
-SPECIAL_IDS = frozenset({PAD_ID, BOS_ID, EOS_ID})
-
-
-def words(ids: Sequence[int]) -> tuple[int, ...]:
-    """A caption's word ids, without BOS, EOS and PAD."""
-    return tuple(i for i in ids if i not in SPECIAL_IDS)
-
 
 class SelfCritical:
-    """corpus: the training images' caption ids (a list of (L,) tensors or id lists per image)."""
+    """corpus: the training images' caption ids (a list of (L,) tensors per image)."""
 
-    def __init__(self, corpus: Sequence[Sequence[Sequence[int] | torch.Tensor]], samples: int = 5, max_len: int = 24):
+    def __init__(self, corpus: Sequence[Sequence[torch.Tensor]], samples: int = 5, max_len: int = 24):
         if samples < 2:
             raise ValueError(f"self-critical training needs at least 2 captions drawn per image (got {samples}): "
                              "each one's baseline is the others' mean reward")
-        self.reward = CiderD([[words(_ids(c)) for c in caps] for caps in corpus])
+        self.reward = CiderD([[word_ids(c.tolist()) for c in caps] for caps in corpus])
         self.samples, self.max_len = samples, max_len
 
     def loss(self, net: nn.Module, batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -44,16 +37,11 @@ class SelfCritical:
         images, captions, _, image_of = batch  # (B, ...), (C, L), (C,), (C,)
         references = [[] for _ in range(len(images))]
         for ids, row in zip(captions.tolist(), image_of.tolist(), strict=True):
-            references[row].append(words(ids))
+            references[row].append(word_ids(ids))
         drawn, log_prob = net.sample(images, self.samples, self.max_len)  # (B*n, T), (B*n,)
-        ids = drawn.tolist()
-        n = self.samples
-        reward = torch.tensor([score for i, refs in enumerate(references)
-                               for score in self.reward.scores([words(r) for r in ids[i * n:(i + 1) * n]], refs)],
-                              device=log_prob.device).view(-1, n)  # (B, n)
+        ids, n = drawn.tolist(), self.samples
+        reward = torch.tensor([self.reward.scores([word_ids(r) for r in ids[i * n:(i + 1) * n]], refs)
+                               for i, refs in enumerate(references)], device=log_prob.device)  # (B, n)
         baseline = (reward.sum(1, keepdim=True) - reward) / (n - 1)  # (B, n) the mean of the other captions
         return -((reward - baseline).flatten() * log_prob).mean(), reward.mean()
 
-
-def _ids(caption: Sequence[int] | torch.Tensor) -> list[int]:
-    return caption.tolist() if isinstance(caption, torch.Tensor) else list(caption)
