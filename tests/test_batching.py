@@ -68,3 +68,28 @@ def test_an_error_of_the_models_reaches_every_request_of_its_batch():
 def test_settings_are_checked():
     with pytest.raises(ValueError, match="max_batch"):
         BatchSettings(max_batch=0)
+    with pytest.raises(ValueError, match="workers"):
+        BatchSettings(workers=0)
+
+
+def test_workers_run_batches_side_by_side_and_all_stop():
+    inside, both = threading.Barrier(2, timeout=10), []
+
+    def run(items):
+        if items[0] < 5:
+            inside.wait()  # returns only when two batches are in run at once
+        both.append(threading.current_thread().name)
+        return [item + 1 for item in items]
+
+    batcher = Batcher(run, BatchSettings(max_batch=1, window_ms=0, workers=2))
+    others = {t for t in threading.enumerate() if t.name.startswith("mri-batcher")}  # other tests' batchers
+
+    async def main():
+        return await asyncio.gather(batcher.submit(1), batcher.submit(2))
+
+    assert asyncio.run(main()) == [2, 3]
+    assert len(set(both)) == 2  # two worker threads
+    batcher.close()
+    assert {t for t in threading.enumerate() if t.name.startswith("mri-batcher")} == others
+    assert asyncio.run(asyncio.wait_for(batcher.submit(5), 5)) == 6  # started again after close
+    batcher.close()

@@ -281,7 +281,7 @@ def test_photos_sent_together_get_their_one_at_a_time_answers(client, trained, t
 @pytest.mark.slow
 def test_a_full_queue_gets_503_with_retry_after(trained, tmp_path, index_dir, photo, monkeypatch):
     app = serve_app(trained, tmp_path, index_dir, "batching.max_batch=1", "batching.window_ms=0",
-                    "batching.max_queue=1", "batching.retry_after_s=2")
+                    "batching.max_queue=1", "batching.retry_after_s=2", "batching.workers=1")
     stage, running, release = app.state.recommender.stage, threading.Event(), threading.Event()
     describe = stage.describe
 

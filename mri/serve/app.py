@@ -14,6 +14,7 @@ Every refusal is JSON with one plain sentence: {"error", "reason"} for uploads, 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from functools import lru_cache
 from http import HTTPStatus
 from importlib import resources
@@ -32,6 +33,7 @@ from mri.recommend.pipeline import PhotoResult, Recommender
 from mri.serve.batching import Batcher, BatchSettings, Busy
 from mri.serve.mel_picture import mel_picture, png_bytes
 from mri.serve.schemas import Health, Info, Problem, Refusal
+from mri.serve.threads import on_torch_threads, split_cores
 from mri.serve.uploads import FIELD, UploadLimits, UploadRefused, receive_photo, refusal
 
 log = logging.getLogger(__name__)
@@ -67,7 +69,9 @@ def make_app(recommender: Recommender, k: int = 10, limits: UploadLimits = DEFAU
     app.state.recommender = recommender
     page = resources.files("mri.serve").joinpath("page.html").read_text(encoding="utf-8")
     examples, batching = examples or {}, batching or BatchSettings()
-    batcher = app.state.batcher = Batcher(recommender.describe, batching)  # the image models' only caller
+    workers, threads = split_cores(batching.workers)
+    batcher = app.state.batcher = Batcher(on_torch_threads(recommender.describe, threads),
+                                          replace(batching, workers=workers))  # the image models' only caller
 
     async def answer(photo: bytes, name: str, text: str) -> PhotoResult:
         """Read and preprocess in a worker thread, the image models in a batch, then bridge and songs."""
